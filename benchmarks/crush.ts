@@ -1,0 +1,3 @@
+export async function run(): Promise<void> {
+  throw new Error('crush benchmark not written yet');
+}

@@ -1,0 +1,22 @@
+/**
+ * `npm run bench -- [name ...]`: runs the named benchmarks (all when none is named). Each prints its figures as
+ * ratios against a baseline measured in the same run, with the command that produced them.
+ */
+type Benchmark = () => Promise<void>;
+
+const benchmarks: Record<string, () => Promise<Benchmark>> = {
+  crush: async () => (await import('./crush.js')).run,
+};
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = names.filter((n) => !Object.hasOwn(benchmarks, n));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exitCode = 2;
+} else {
+  for (const name of names.length > 0 ? names : Object.keys(benchmarks)) {
+    process.stdout.write(`\n== bench ${name} ==\n`);
+    const load = benchmarks[name];
+    if (load) await (await load())();
+  }
+}
