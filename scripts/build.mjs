@@ -19,7 +19,7 @@ function generateProtobuf() {
   if (existsSync(genJs) && existsSync(genDts) && statSync(genDts).mtimeMs >= newest) return;
   mkdirSync(genDir, { recursive: true });
   process.stderr.write('[build] generating protobuf code\n');
-  run(bin('pbjs'), ['-t', 'static-module', '-w', 'es6', '--force-number', '--no-delimited', '-o', genJs, ...protos]);
+  run(bin('pbjs'), ['-p', protoDir, '-t', 'static-module', '-w', 'es6', '--force-number', '--no-delimited', '-o', genJs, ...protos]);
   // protobufjs is CommonJS: under Node's ESM loader its named exports are not visible, so import the default export,
   // and name the file with its extension as ESM resolution requires.
   const js = readFileSync(genJs, 'utf8').replace(

@@ -8,3 +8,4 @@ export * from './clock.js';
 export * from './random.js';
 export * from './log.js';
 export * from './lifecycle.js';
+export * from './config.js';

@@ -68,6 +68,7 @@ export interface OsdInfo {
   upFromEpoch: number;
   downAtMs: number;
   metricsAddress: string;
+  autoOut: boolean;
 }
 
 export type PoolType = 'replicated' | 'erasure';
@@ -224,6 +225,7 @@ export function clusterMapFromWire(m: shoal.ClusterMap.$Properties): ClusterMap 
       upFromEpoch: Number(o.upFromEpoch ?? 0),
       downAtMs: Number(o.downAtMs ?? 0),
       metricsAddress: o.metricsAddress ?? '',
+      autoOut: o.autoOut ?? false,
     })),
     crush: crushMapFromWire(m.crush),
     pools: (m.pools ?? []).map((p) => ({

@@ -7,3 +7,6 @@
 export * from './versioned.js';
 export * from './cluster-map.js';
 export { shoal as wire } from './generated/shoal.js';
+export * from './rpc.js';
+export * from './monitor-rpc.js';
+export * from './map-incremental.js';

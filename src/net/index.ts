@@ -1,0 +1,6 @@
+/**
+ * @packageDocumentation
+ * Transports. The control plane (monitors, admin, map subscriptions) runs over gRPC (`grpc.ts`); the data-plane
+ * framed messenger joins this folder with the OSDs.
+ */
+export * from './grpc.js';
