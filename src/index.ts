@@ -5,3 +5,4 @@
  */
 export * from './common/index.js';
 export * from './protocol/index.js';
+export * from './client/index.js';

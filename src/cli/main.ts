@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { StorageError } from '../common/index.js';
+import { registerClusterCommands } from './cluster.js';
 import { registerCrushCommands } from './crush.js';
 import { exitStatusFor } from './exit-status.js';
 
@@ -13,8 +14,10 @@ function buildProgram(): Command {
     .description('Shoal: distributed object, block and file storage')
     .version('0.1.0')
     .showHelpAfterError()
+    .option('-c, --conf <file>', 'cluster config (default: $SHOAL_CONF, then ./.shoal/shoal.conf)')
     .exitOverride();
   registerCrushCommands(program);
+  registerClusterCommands(program);
   return program;
 }
 
