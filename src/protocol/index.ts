@@ -6,6 +6,7 @@
  */
 export * from './versioned.js';
 export * from './cluster-map.js';
+export * from './raft-codec.js';
 export { shoal as wire } from './generated/shoal.js';
 export * from './rpc.js';
 export * from './monitor-rpc.js';
