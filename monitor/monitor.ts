@@ -236,7 +236,7 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
             if (lastError.code !== 'UNAVAILABLE' && lastError.code !== 'NOT_LEADER') throw lastError;
           }
         }
-      } else if (forwarded && role !== 'leader') {
+      } else if (forwarded) {
         throw new StorageError('NOT_LEADER', `monitor ${config.id} is not the leader`);
       }
       // No usable leader: wait a little, but never past the deadline or more than two election timeouts.

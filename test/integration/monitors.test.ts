@@ -5,7 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { MonitorClient, StorageError, type ClusterConfig } from '../../src/index.js';
+import * as grpc from '@grpc/grpc-js';
+import { MonitorClient, StorageError, monitorRpc, type ClusterConfig } from '../../src/index.js';
 import { Daemon, removeDir, runCli, tempDir, waitFor, writeClusterConfig } from '../helpers/processes.js';
 
 const names = ['a', 'b', 'c'];
@@ -28,7 +29,7 @@ async function poolNames(): Promise<string[]> {
 
 before(async () => {
   dir = tempDir('mons');
-  ({ path: confPath, config } = await writeClusterConfig(dir, names, { tickMs: 50, electionTicks: 10, commandTimeoutMs: 3000, monitorCallTimeoutMs: 1000 }, 200));
+  ({ path: confPath, config } = await writeClusterConfig(dir, names, { tickMs: 50, electionTicks: 10, commandTimeoutMs: 3000, monitorCallTimeoutMs: 1000, osdGraceMs: 1500, downOutIntervalMs: 2000 }, 200));
   monitors = new Map(names.map((n) => [n, new Daemon(`mon.${n}`, ['mon', '--id', n, '--conf', confPath, '--log-level', 'debug'], join(dir, `mon.${n}.log`))]));
   for (const m of monitors.values()) m.start();
   client = new MonitorClient(config.monitors, { callTimeoutMs: 1000, commandTimeoutMs: 3000 });
@@ -81,6 +82,55 @@ test('CLI: status, mon stat, pool create/ls/set/rm, osd create/out/in/reweight/t
     assert.match(r.stderr, pattern, args.join(' '));
   }
   assert.equal(JSON.parse(cli('status', '--json').stdout).epoch, epochBefore, 'rejected commands leave the map alone');
+});
+
+test('malformed requests to a monitor get an error; the monitor keeps serving and the map is unchanged', async () => {
+  const epoch = (await client.getMap()).epoch;
+  const address = config.monitors[0]?.address ?? '';
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  const send = (path: string, bytes: Buffer) =>
+    new Promise<grpc.ServiceError | null>((resolve) =>
+      raw.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, { deadline: Date.now() + 3000 }, (error) => resolve(error)),
+    );
+  try {
+    const garbage = [Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(1000, 0x0a), Buffer.from('{"json": true}')];
+    for (const bytes of garbage) {
+      const error = await send(monitorRpc.command.path, bytes);
+      assert.ok(error, 'garbage command is refused');
+      assert.match(String(error.metadata.get('shoal-code')[0]), /CORRUPT_DATA|INVALID_ARGUMENT/);
+    }
+    // A well-formed batch of undecodable Raft messages is dropped, not fatal.
+    const batch = Buffer.from(monitorRpc.raft.request.encode({ messages: [Buffer.from([1, 2, 3]), Buffer.alloc(64, 0xee)] }));
+    assert.equal(await send(monitorRpc.raft.path, batch), null);
+    assert.equal(await send('/shoal.Monitor/NoSuchMethod', Buffer.alloc(0)).then((e) => e?.code), grpc.status.UNIMPLEMENTED);
+  } finally {
+    raw.close();
+  }
+  assert.equal((await client.getMap()).epoch, epoch);
+  const statuses = await client.statusAll();
+  assert.ok(statuses.every((s) => s.status), 'every monitor still answers');
+});
+
+test('failure detection: an OSD that stops heartbeating is marked down, then out; with noout it stays in', async () => {
+  for (const id of [10, 11]) await client.command({ osdBoot: { id, address: `127.0.0.1:${17600 + id}`, host: `fd-${id}` } });
+  const beat = setInterval(() => void client.heartbeat(10, 0).catch(() => {}), 200);
+  try {
+    const down = await waitFor('osd.11 down', 10_000, async () => {
+      const map = await client.getMap();
+      const osd11 = map.osds.find((o) => o.id === 11);
+      return osd11 && !osd11.up ? map : undefined;
+    });
+    assert.equal(down.osds.find((o) => o.id === 10)?.up, true, 'the heartbeating OSD stays up');
+    await waitFor('osd.11 out', 10_000, async () => ((await client.getMap()).osds.find((o) => o.id === 11)?.in === false ? true : undefined));
+    await client.command({ flagSet: { flag: 'noout', on: true } });
+    await client.command({ osdBoot: { id: 12, address: '127.0.0.1:17612', host: 'fd-12' } });
+    await waitFor('osd.12 down', 10_000, async () => ((await client.getMap()).osds.find((o) => o.id === 12)?.up === false ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal((await client.getMap()).osds.find((o) => o.id === 12)?.in, true, 'noout keeps a down OSD in');
+    await client.command({ flagSet: { flag: 'noout', on: false } });
+  } finally {
+    clearInterval(beat);
+  }
 });
 
 test('kill -9 the leader under a command stream: a new leader within 5 s, nothing acknowledged is lost, the old leader catches up', async () => {
