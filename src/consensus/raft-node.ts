@@ -836,7 +836,7 @@ function validateConfig(config: RaftConfig): void {
 /**
  * What was persisted must be a log Raft could have produced; anything else means the store is damaged. Two states
  * that a crash between the caller's writes leaves behind (README, duty 1) are repaired instead: entries the snapshot
- * already covers are dropped, and a log that reached a newer term than the hard state moves the node to that term
+ * already covers (or that cannot follow it) are dropped, and a log that reached a newer term than the hard state moves the node to that term
  * (with no vote: any vote cast there was never sent, since messages go out only after persisting).
  */
 function normalizePersisted(state: PersistedState): PersistedState {
@@ -856,7 +856,12 @@ function normalizePersisted(state: PersistedState): PersistedState {
     index = snapshot.index;
     term = snapshot.term;
   }
-  const entries = state.entries.filter((e) => !(e.index <= index));
+  let entries = state.entries.filter((e) => !(e.index <= index));
+  // Entries from before a snapshot replaced the whole log, left behind by a caller that deleted only those the
+  // snapshot covers: an older term cannot follow the snapshot, so that suffix is someone else's uncommitted history.
+  if (snapshot !== null && entries.length > 0 && isCount(entries[0]?.term) && (entries[0] as Entry).term < term) {
+    entries = [];
+  }
   for (const e of entries) {
     if (e.index !== index + 1) corrupt(`entry ${e.index} follows ${index}`);
     if (!isCount(e.term) || e.term < term) corrupt(`entry ${e.index} has term ${e.term} after term ${term}`);
