@@ -154,8 +154,10 @@ export class TestCluster {
 
   /** Ticks `id` alone until it starts an election, then lets the election run. */
   campaign(id: NodeId): void {
+    const asked = (): number => this.sent.filter((m) => m.from === id && (m.type === 'vote' || m.type === 'pre-vote')).length;
+    const before = asked();
     const node = this.node(id);
-    for (let i = 0; i < 1000 && node.role !== 'pre-candidate' && node.role !== 'candidate'; i++) this.tick(id);
+    for (let i = 0; i < 1000 && asked() === before && node.role !== 'leader'; i++) this.tick(id);
     this.deliverAll();
   }
 
