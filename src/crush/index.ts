@@ -61,4 +61,13 @@ export {
   type AddOsdOptions,
   type BuildOptions,
 } from './builder.js';
+export {
+  formatMappingLine,
+  formatTree,
+  formatUtilization,
+  ruleTestInputsMax,
+  testRule,
+  type RuleTestOptions,
+  type RuleTestResult,
+} from './crushtool.js';
 export { chooseTotalTriesMax, crushTypeRank, numRepMax, osdIdLimit, validateCrushMap } from './validate.js';
