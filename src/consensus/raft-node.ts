@@ -330,10 +330,14 @@ export class RaftNode {
     if (ready !== this.#outstanding) throw new TypeError('raft: advance() takes the Ready last returned by ready()');
     this.#outstanding = null;
     if (ready.hardState !== null) this.#persistedHardState = ready.hardState;
-    const lastWritten = ready.entries[ready.entries.length - 1];
-    // If the log was rewritten since ready(), what the caller wrote is stale and the next Ready rewrites it.
-    if (lastWritten !== undefined && this.#log.term(lastWritten.index) === lastWritten.term) {
-      this.#stableIndex = Math.max(this.#stableIndex, lastWritten.index);
+    // If the log was rewritten since ready(), only the written entries it still holds are stable (by log matching,
+    // the last one that still matches vouches for all before it); the next Ready writes the rest again.
+    for (let i = ready.entries.length - 1; i >= 0; i--) {
+      const written = ready.entries[i] as Entry;
+      if (this.#log.term(written.index) === written.term) {
+        this.#stableIndex = Math.max(this.#stableIndex, written.index);
+        break;
+      }
     }
     if (ready.snapshot !== null) {
       if (this.#receivedSnapshot === ready.snapshot) this.#receivedSnapshot = null;
