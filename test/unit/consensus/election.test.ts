@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Random, isStorageError, seedFromEnv } from '../../../src/common/index.js';
+import { Random, isStorageError } from '../../../src/common/index.js';
+import { seededRandom } from '../../helpers/seed.js';
 import { RaftNode, type Message } from '../../../src/consensus/index.js';
 import { TestCluster, logWithTerms } from './cluster.js';
 
@@ -95,10 +96,9 @@ test('Raft §5.4.1: a node refuses its vote to a candidate whose log is less up-
   assert.equal(c.node('c').role, 'leader');
 });
 
-test('Raft §5.2 election safety: at most one leader per term, under random ticks, loss and reordering', () => {
-  const seed = seedFromEnv();
-  console.log(`election safety: SHOAL_SEED=${seed}`);
-  const random = new Random(seed);
+test('Raft §5.2 election safety: at most one leader per term, under random ticks, loss and reordering', (t) => {
+  const random = seededRandom(t);
+  const seed = random.seed;
   for (let run = 0; run < 30; run++) {
     const ids = random.chance(0.5) ? abc : ['a', 'b', 'c', 'd', 'e'];
     const c = new TestCluster(ids, { seed: random.u32(), preVote: random.chance(0.5), checkQuorum: random.chance(0.5) });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Random, isStorageError, seedFromEnv } from '../../../src/common/index.js';
+import { Random, isStorageError } from '../../../src/common/index.js';
+import { seededRandom } from '../../helpers/seed.js';
 import { messageTypes, type Entry, type Message } from '../../../src/consensus/index.js';
 import { TestCluster, logWithTerms } from './cluster.js';
 
@@ -132,10 +133,9 @@ test('Raft §5.4.2 (Figure 8 e): once an entry of the current term commits, earl
   for (const id of ['b', 'c', 'd', 'e']) assert.deepEqual(termsOf(c, id).slice(0, 3), [1, 2, 4], id);
 });
 
-test('Raft §5.4 leader completeness and §5.3 log matching, under random elections, loss, reordering and crashes', () => {
-  const seed = seedFromEnv();
-  console.log(`leader completeness: SHOAL_SEED=${seed}`);
-  const random = new Random(seed);
+test('Raft §5.4 leader completeness and §5.3 log matching, under random elections, loss, reordering and crashes', (t) => {
+  const random = seededRandom(t);
+  const seed = random.seed;
   for (let run = 0; run < 20; run++) {
     const ids = random.chance(0.5) ? abc : five;
     const c = new TestCluster(ids, { seed: random.u32(), maxEntriesPerMessage: random.int(1, 5) });
@@ -251,10 +251,8 @@ test('Raft §5.3: a follower’s commit follows the leader’s but never passes 
   assert.equal(c.node('c').commitIndex, 3);
 });
 
-test('step never throws on typed nonsense, whatever the node’s role', () => {
-  const seed = seedFromEnv();
-  console.log(`nonsense messages: SHOAL_SEED=${seed}`);
-  const random = new Random(seed);
+test('step never throws on typed nonsense, whatever the node’s role', (t) => {
+  const random = seededRandom(t);
   const numbers = [0, 1, 2, 3, 1000, -1, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 2, Infinity];
   const names = ['a', 'b', 'c', '', 'zz'];
   for (let round = 0; round < 20; round++) {
@@ -311,10 +309,8 @@ const defects: Array<(m: Message) => Message> = [
   (m) => ({ ...m, snapshot: m.type === 'snapshot' ? null : m.snapshot }),
 ];
 
-test('step ignores malformed messages: a cluster fed corrupted copies of its traffic still agrees', () => {
-  const seed = seedFromEnv();
-  console.log(`malformed messages: SHOAL_SEED=${seed}`);
-  const random = new Random(seed);
+test('step ignores malformed messages: a cluster fed corrupted copies of its traffic still agrees', (t) => {
+  const random = seededRandom(t);
   const c = new TestCluster(abc, { seed: random.u32() });
   c.elect('a');
   for (let i = 0; i < 2000; i++) {
