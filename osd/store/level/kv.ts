@@ -1,0 +1,56 @@
+/**
+ * The one place osd/store touches the `level` package: binary keys and values, atomic batches, range reads.
+ */
+import { Level } from 'level';
+
+export type KvOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+export interface KvRange {
+  gt?: Buffer;
+  gte?: Buffer;
+  lt: Buffer;
+  limit?: number;
+}
+
+export interface KvStore {
+  get(key: Buffer): Promise<Buffer | undefined>;
+  getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]>;
+  /** Applies every op or none; with `sync`, durable when it resolves (the LevelDB log is fsync'd). */
+  batch(ops: KvOp[], sync: boolean): Promise<void>;
+  /** Entries of a key range in key order. */
+  entries(range: KvRange): Promise<[Buffer, Buffer][]>;
+  keys(range: KvRange): Promise<Buffer[]>;
+  /** Deletes a key range (not atomic; for garbage nothing refers to any more). */
+  clear(range: { gte: Buffer; lt: Buffer }): Promise<void>;
+  close(): Promise<void>;
+  /** Synchronous LevelDB writes issued (each one an fsync of its log). */
+  readonly syncs: number;
+}
+
+const encodings = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
+
+export async function openKv(location: string): Promise<KvStore> {
+  const db = new Level<Buffer, Buffer>(location, { ...encodings, createIfMissing: true });
+  await db.open();
+  let syncs = 0;
+  return {
+    get: (key) => db.get(key),
+    getMany: (keys) => (keys.length === 0 ? Promise.resolve([]) : db.getMany(keys)),
+    async batch(ops, sync) {
+      if (ops.length === 0) return;
+      await db.batch(ops, { sync });
+      if (sync) syncs++;
+    },
+    async entries(range) {
+      return db.iterator({ ...range, limit: range.limit ?? -1 }).all() as Promise<[Buffer, Buffer][]>;
+    },
+    async keys(range) {
+      return db.keys({ ...range, limit: range.limit ?? -1 }).all();
+    },
+    clear: (range) => db.clear(range),
+    close: () => db.close(),
+    get syncs() {
+      return syncs;
+    },
+  };
+}
