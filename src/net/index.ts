@@ -4,3 +4,4 @@
  * framed messenger joins this folder with the OSDs.
  */
 export * from './grpc.js';
+export * from './messenger.js';

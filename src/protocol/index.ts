@@ -11,3 +11,4 @@ export { shoal as wire } from './generated/shoal.js';
 export * from './rpc.js';
 export * from './monitor-rpc.js';
 export * from './map-incremental.js';
+export * from './messenger-codec.js';
