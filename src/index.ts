@@ -5,4 +5,5 @@
  */
 export * from './common/index.js';
 export * from './protocol/index.js';
+export * from './crush/index.js';
 export * from './client/index.js';

@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { StorageError, isLogLevel, weightOne, wire, type ClusterMap, type LogLevel } from '../index.js';
 import type { MonitorClient, MonitorStatusOrError } from '../client/index.js';
 import { runMonitorDaemon } from '../../monitor/main.js';
+import { runOsdDaemon } from '../../osd/main.js';
 import { configFor, withMonitors } from './config.js';
 
 function print(text: string): void {
@@ -171,7 +172,34 @@ export function registerClusterCommands(program: Command): void {
       });
     });
 
-  const osd = program.command('osd').description('OSDs in the cluster map');
+  const osd = program
+    .command('osd')
+    .description('run an OSD daemon (--id), or manage OSDs in the cluster map')
+    .option('--id <n>', 'OSD id')
+    .option('--data <dir>', "data directory (default: osd.<id> beside the config file)")
+    .option('--listen <host:port>', 'data-plane address to listen on', '127.0.0.1:0')
+    .option('--advertise <host:port>', 'address peers and clients use (default: the listen address)')
+    .option('--host <name>', 'CRUSH host (default: this machine\'s hostname)')
+    .option('--weight <w>', 'CRUSH weight (e.g. its size in TiB)')
+    .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('info'))
+    .option('--log-json', 'log JSON lines')
+    .action(async (o: { id?: string; data?: string; listen: string; advertise?: string; host?: string; weight?: string; logLevel: string; logJson?: boolean }, command: Command) => {
+      if (o.id === undefined) throw new StorageError('INVALID_ARGUMENT', 'shoal osd needs --id N (or a subcommand: tree, out, in, ...)');
+      if (!isLogLevel(o.logLevel)) throw new StorageError('INVALID_ARGUMENT', `unknown log level ${o.logLevel}`);
+      const id = parseIds([o.id])[0] ?? 0;
+      const { path, config } = configFor(command);
+      await runOsdDaemon({
+        id,
+        config,
+        dataDir: resolve(o.data ?? join(dirname(path), `osd.${id}`)),
+        listenAddress: o.listen,
+        ...(o.advertise ? { advertiseAddress: o.advertise } : {}),
+        ...(o.host ? { host: o.host } : {}),
+        ...(o.weight ? { crushWeight: parseWeight(o.weight) } : {}),
+        logLevel: o.logLevel as LogLevel,
+        logJson: o.logJson ?? false,
+      });
+    });
   osd
     .command('tree')
     .description('the CRUSH hierarchy with each OSD up/down and in/out')

@@ -4,3 +4,4 @@
  * object operations sent straight to each placement group's primary.
  */
 export * from './monitor-client.js';
+export * from './objects.js';

@@ -12,3 +12,4 @@ export * from './rpc.js';
 export * from './monitor-rpc.js';
 export * from './map-incremental.js';
 export * from './messenger-codec.js';
+export * from './osd-codec.js';

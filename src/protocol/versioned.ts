@@ -13,6 +13,8 @@ export const formatIds = {
   raftEntry: 0x11,
   raftSnapshot: 0x12,
   monitorCommand: 0x13,
+  pgLogEntry: 0x20,
+  pgInfo: 0x21,
 } as const;
 
 export type FormatName = keyof typeof formatIds;

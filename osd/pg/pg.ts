@@ -1,0 +1,617 @@
+/**
+ * One placement group on one OSD. As primary it orders the PG's writes (one version per change, in order), applies
+ * them locally and on every replica of the acting set, and answers the client only when all have them durable; it
+ * serves reads; and on every interval change (acting set or primary changed) it peers: gathers the members' logs,
+ * takes the newest history as authoritative, brings every member (itself first) up to it from the log or by
+ * backfill, and only then goes active. As replica it applies what its primary sends, in arrival order.
+ *
+ * Ordering: versions are assigned, the local transaction submitted and the replica messages sent in one synchronous
+ * step, so the store's FIFO commit queue and each connection's FIFO delivery keep every member's changes in version
+ * order. Writes and reads of one object are serialised by a per-object lock; different objects proceed concurrently.
+ */
+import {
+  StorageError,
+  compareVersions,
+  decodePgInfo,
+  decodePgLogEntry,
+  decodeVersionBytes,
+  encodePgInfo,
+  encodePgLogEntry,
+  osdCodecs,
+  versionFromWire,
+  versionToString,
+  wire,
+  type Clock,
+  type Eversion,
+  type Logger,
+  type Pool,
+} from '../../src/index.js';
+import { Transaction, type ObjectId, type ObjectStore } from '../store/index.js';
+import type { PeerLink } from '../peers.js';
+import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr } from './object-ops.js';
+import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
+
+export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'active';
+
+export interface PgSettings {
+  /** PG log length. */
+  logEntriesMax: number;
+  /** Client ops queued while the PG is not active. */
+  waitingOpsMax: number;
+  /** How long a client op waits for an inactive PG before failing (INSUFFICIENT_REPLICAS or TIMEOUT). */
+  opWaitMs: number;
+  /** Per message to a peer during replication and peering. */
+  peerTimeoutMs: number;
+  /** Delay before retrying a failed peering. */
+  peeringRetryMs: number;
+  /** Objects per backfill scan page and omap entries per push. */
+  recoveryPageSize: number;
+}
+
+export const defaultPgSettings: PgSettings = {
+  logEntriesMax: 500,
+  waitingOpsMax: 1024,
+  opWaitMs: 30_000,
+  peerTimeoutMs: 30_000,
+  peeringRetryMs: 1_000,
+  recoveryPageSize: 1_000,
+};
+
+export interface PgContext {
+  osdId: number;
+  store: ObjectStore;
+  peers: PeerLink;
+  clock: Clock;
+  logger: Logger;
+  settings: PgSettings;
+}
+
+const infoKey = 'info';
+
+export function pgName(pool: number, seed: number): string {
+  return `${pool}.${seed.toString(16)}`;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(error: StorageError): void;
+}
+
+export interface OpOutcome {
+  reply: wire.OsdOpReply.$Properties;
+  chunks: Buffer[];
+}
+
+export class PlacementGroup {
+  readonly poolId: number;
+  readonly seed: number;
+  readonly name: string;
+  readonly #ctx: PgContext;
+  #pool: Pool | undefined;
+  #acting: number[] = [];
+  #primary = -1;
+  #intervalEpoch = 0;
+  #state: PgState = 'stray';
+  #log: PgLog;
+  #lastEpochStarted = 0;
+  #locks = new Map<string, Promise<void>>();
+  #waiters: Waiter[] = [];
+  #inflight = 0;
+  #idle: (() => void)[] = [];
+  #peeringGeneration = 0;
+  #retryTimer: ReturnType<Clock['setTimer']> | undefined;
+  #degradedObjects = 0;
+
+  private constructor(ctx: PgContext, poolId: number, seed: number, log: PgLog, lastEpochStarted: number) {
+    this.#ctx = ctx;
+    this.poolId = poolId;
+    this.seed = seed;
+    this.name = pgName(poolId, seed);
+    this.#log = log;
+    this.#lastEpochStarted = lastEpochStarted;
+  }
+
+  /** Opens a PG from what the store holds (an empty history when it holds nothing). */
+  static async load(ctx: PgContext, poolId: number, seed: number): Promise<PlacementGroup> {
+    const name = pgName(poolId, seed);
+    const infoBytes = await ctx.store.pgMetaGet(name, infoKey);
+    const info = infoBytes ? decodePgInfo(infoBytes) : undefined;
+    const entries: LogEntry[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await ctx.store.pgMetaList(name, { prefix: logKeyPrefix, limit: 1000, ...(after ? { after } : {}) });
+      for (const e of page.entries) entries.push(entryFromWire(decodePgLogEntry(e.value)));
+      if (!page.more || page.entries.length === 0) break;
+      after = page.entries.at(-1)?.key;
+    }
+    const tail = versionFromWire(info?.logTail);
+    const log = new PgLog(ctx.settings.logEntriesMax, tail, entries.filter((e) => compareVersions(e.version, tail) > 0));
+    return new PlacementGroup(ctx, poolId, seed, log, Number(info?.lastEpochStarted ?? 0));
+  }
+
+  get state(): PgState {
+    return this.#state;
+  }
+
+  get acting(): readonly number[] {
+    return this.#acting;
+  }
+
+  get primary(): number {
+    return this.#primary;
+  }
+
+  get lastUpdate(): Eversion {
+    return this.#log.head;
+  }
+
+  get intervalEpoch(): number {
+    return this.#intervalEpoch;
+  }
+
+  get degradedObjects(): number {
+    return this.#degradedObjects;
+  }
+
+  #oid(name: string): ObjectId {
+    return { pg: this.name, name };
+  }
+
+  /**
+   * A new map: `acting` is this PG's up set in it. A changed acting set or primary starts a new interval; the
+   * primary then peers. Returns whether the interval changed.
+   */
+  onMap(epoch: number, pool: Pool, acting: number[]): boolean {
+    this.#pool = pool;
+    const primary = acting.find((o) => o >= 0) ?? -1;
+    const changed = primary !== this.#primary || acting.join(',') !== this.#acting.join(',') || this.#intervalEpoch === 0;
+    if (!changed) return false;
+    this.#acting = acting.slice();
+    this.#primary = primary;
+    this.#intervalEpoch = epoch;
+    this.#peeringGeneration++;
+    this.#retryTimer?.cancel();
+    if (primary === this.#ctx.osdId) {
+      this.#state = 'peering';
+      void this.#peer(this.#peeringGeneration);
+    } else {
+      this.#state = acting.includes(this.#ctx.osdId) ? 'replica' : 'stray';
+      this.#failWaiters(new StorageError('NOT_PRIMARY', `osd.${this.#ctx.osdId} is no longer primary of ${this.name}`));
+    }
+    return true;
+  }
+
+  /** Stops activity (OSD shutdown). */
+  close(): void {
+    this.#peeringGeneration++;
+    this.#retryTimer?.cancel();
+    this.#failWaiters(new StorageError('SHUTTING_DOWN', 'OSD stopping'));
+  }
+
+  #failWaiters(error: StorageError): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  #becomeActive(): void {
+    this.#state = 'active';
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Resolves once the PG is active (primary); rejects when it is not primary or stays inactive too long. */
+  async #whenActive(): Promise<void> {
+    if (this.#primary !== this.#ctx.osdId) {
+      throw new StorageError('NOT_PRIMARY', `osd.${this.#ctx.osdId} is not primary of ${this.name} (acting [${this.#acting.join(',')}])`);
+    }
+    if (this.#state === 'active') return;
+    if (this.#waiters.length >= this.#ctx.settings.waitingOpsMax) throw new StorageError('BUSY', `${this.name}: too many ops waiting`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = this.#ctx.clock.setTimer(this.#ctx.settings.opWaitMs, () => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        const undersized = this.#state === 'undersized';
+        reject(
+          new StorageError(
+            undersized ? 'INSUFFICIENT_REPLICAS' : 'TIMEOUT',
+            undersized
+              ? `${this.name} has ${this.#acting.length} of min_size ${this.#pool?.minSize} members up`
+              : `${this.name} did not become active within ${this.#ctx.settings.opWaitMs} ms (state ${this.#state})`,
+          ),
+        );
+      });
+      const waiter: Waiter = {
+        resolve: () => {
+          timer.cancel();
+          resolve();
+        },
+        reject: (error) => {
+          timer.cancel();
+          reject(error);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  async #withObjectLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(name) ?? Promise.resolve();
+    let release!: () => void;
+    const current = new Promise<void>((resolve) => (release = resolve));
+    const chained = previous.then(() => current);
+    this.#locks.set(name, chained);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#locks.get(name) === chained) this.#locks.delete(name);
+    }
+  }
+
+  #nextVersion(): Eversion {
+    const head = this.#log.head;
+    return head.epoch === this.#intervalEpoch ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: this.#intervalEpoch, seq: 1 };
+  }
+
+  #info(): wire.PgStoredInfo.$Properties {
+    return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted };
+  }
+
+  /** Adds the log entry (and trimming) and the PG info to `tx`; appends to the in-memory log. */
+  #logInTransaction(tx: Transaction, entry: LogEntry): void {
+    const trimmed = this.#log.append(entry);
+    tx.pgMetaSet(this.name, [[logKey(entry.version), encodePgLogEntry(entryToWire(entry))], [infoKey, encodePgInfo(this.#info())]]);
+    if (trimmed.length > 0) tx.pgMetaRemove(this.name, trimmed.map((e) => logKey(e.version)));
+  }
+
+  // ---- primary: client ops ----
+
+  async clientOp(request: wire.OsdOpRequest.$Properties, payload: Buffer): Promise<OpOutcome> {
+    await this.#whenActive();
+    const name = request.object ?? '';
+    const ops = request.ops ?? [];
+    const writes = ops.some((op) => isWriteOp(op.kind));
+    return this.#withObjectLock(name, async () => {
+      await this.#whenActive();
+      const oid = this.#oid(name);
+      const reqid = request.reqid?.client ? { client: request.reqid.client, tid: Number(request.reqid.tid ?? 0) } : null;
+      if (writes && reqid) {
+        const dup = this.#log.findDup(reqid);
+        if (dup) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
+      }
+      const outcome = await evaluateOps(this.#ctx.store, oid, ops);
+      if (!writes) return { reply: { version: outcome.version, results: outcome.results }, chunks: outcome.chunks };
+      await this.#replicate(oid, ops, payload, outcome.exists, outcome.version, reqid);
+      return { reply: { version: this.#log.head, results: outcome.results }, chunks: outcome.chunks };
+    });
+  }
+
+  async #replicate(
+    oid: ObjectId,
+    ops: readonly wire.ObjectOp.$Properties[],
+    payload: Buffer,
+    existedBefore: boolean,
+    priorVersion: Eversion,
+    reqid: LogEntry['reqid'],
+  ): Promise<void> {
+    if (this.#state !== 'active') throw new StorageError('UNAVAILABLE', `${this.name} stopped being active`);
+    const version = this.#nextVersion();
+    const mtimeMs = this.#ctx.clock.nowMs();
+    const tx = new Transaction();
+    const plan = buildWriteTransaction(tx, oid, ops, payload, version, existedBefore);
+    const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
+    this.#logInTransaction(tx, entry);
+    const header = osdCodecs.repOpRequest.encode({
+      pool: this.poolId,
+      pgSeed: this.seed,
+      epoch: this.#intervalEpoch,
+      entry: entryToWire(entry),
+      ops: ops as wire.ObjectOp.$Properties[],
+      mtimeMs,
+    });
+    this.#inflight++;
+    // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
+    const local = this.#ctx.store.apply(tx);
+    const remote = this.#acting.filter((o) => o >= 0 && o !== this.#ctx.osdId).map((o) => this.#ctx.peers.call(o, 'rep-op', header, payload));
+    try {
+      await Promise.all([local, ...remote]);
+    } catch (error) {
+      // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
+      // client's resend is then recognised as a duplicate.
+      const failure = StorageError.from(error);
+      this.#ctx.logger.warn('replication failed; re-peering', { pg: this.name, version: versionToString(version), error: failure.message });
+      if (this.#state === 'active' && this.#primary === this.#ctx.osdId) {
+        this.#state = 'peering';
+        this.#peeringGeneration++;
+        void this.#peer(this.#peeringGeneration);
+      }
+      throw new StorageError('UNAVAILABLE', `${this.name}: replication of ${versionToString(version)} failed: ${failure.message}`, { cause: error });
+    } finally {
+      this.#inflight--;
+      if (this.#inflight === 0) for (const done of this.#idle.splice(0)) done();
+    }
+  }
+
+  async list(after: string, limit: number): Promise<{ names: string[]; more: boolean }> {
+    await this.#whenActive();
+    return this.#ctx.store.listObjects(this.name, { limit, ...(after ? { after } : {}) });
+  }
+
+  // ---- replica side ----
+
+  #checkEpoch(epoch: number): void {
+    if (epoch < this.#intervalEpoch) {
+      throw new StorageError('STALE_EPOCH', `${this.name}: message from interval ${epoch}, current interval began at ${this.#intervalEpoch}`);
+    }
+  }
+
+  /** Applies a change from the primary. Synchronous up to the store submission, so arrival order is commit order. */
+  repOp(request: wire.RepOpRequest.$Properties, payload: Buffer): Promise<void> {
+    this.#checkEpoch(Number(request.epoch ?? 0));
+    const entry = entryFromWire(request.entry ?? {});
+    if (compareVersions(entry.version, this.#log.head) <= 0) return Promise.resolve();
+    const oid = this.#oid(entry.object);
+    const tx = new Transaction();
+    buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
+    this.#logInTransaction(tx, entry);
+    return this.#ctx.store.apply(tx);
+  }
+
+  info(withLog: boolean): wire.PgInfoReply.$Properties {
+    return {
+      lastUpdate: this.#log.head,
+      logTail: this.#log.tail,
+      log: withLog ? this.#log.entries.map(entryToWire) : [],
+      lastEpochStarted: this.#lastEpochStarted,
+      exists: true,
+    };
+  }
+
+  /** The whole state of one object (for recovery), data as the payload. */
+  async readObjectState(name: string, omapAfter?: string): Promise<{ state: wire.ObjectState.$Properties; payload: Buffer }> {
+    const oid = this.#oid(name);
+    if (!(await this.#ctx.store.exists(oid))) return { state: { object: name, exists: false }, payload: Buffer.alloc(0) };
+    const [data, stat, xattrs, omap] = await Promise.all([
+      omapAfter === undefined ? this.#ctx.store.read(oid) : Promise.resolve(Buffer.alloc(0)),
+      this.#ctx.store.stat(oid),
+      this.#ctx.store.getXattrs(oid),
+      this.#ctx.store.omapList(oid, { limit: this.#ctx.settings.recoveryPageSize, ...(omapAfter ? { after: omapAfter } : {}) }),
+    ]);
+    return {
+      state: {
+        object: name,
+        exists: true,
+        version: decodeVersionBytes(xattrs.get(versionXattr)),
+        size: stat.size,
+        mtimeMs: stat.mtimeMs,
+        xattrs: [...xattrs].map(([key, value]) => ({ key, value })),
+        omap: omap.entries.map((e) => ({ key: e.key, value: e.value })),
+        omapMore: omap.more,
+      },
+      payload: data,
+    };
+  }
+
+  /** Installs an object state pushed by the primary (replacing the local copy), or a further page of its omap. */
+  async applyPush(request: wire.PushRequest.$Properties, payload: Buffer): Promise<void> {
+    this.#checkEpoch(Number(request.epoch ?? 0));
+    const state = request.state ?? {};
+    const oid = this.#oid(state.object ?? '');
+    const tx = new Transaction();
+    const omap = (state.omap ?? []).map((e) => [e.key ?? '', e.value ?? new Uint8Array()] as const);
+    if (request.appendOmap) {
+      if (omap.length > 0) tx.omapSet(oid, omap);
+    } else {
+      tx.remove(oid);
+      if (state.exists) {
+        tx.writeFull(oid, payload);
+        const xattrs = (state.xattrs ?? []).map((e) => [e.key ?? '', e.value ?? new Uint8Array()] as const);
+        if (xattrs.length > 0) tx.setXattrs(oid, xattrs);
+        if (omap.length > 0) tx.omapSet(oid, omap);
+      }
+    }
+    await this.#ctx.store.apply(tx);
+  }
+
+  async scan(after: string, limit: number): Promise<{ names: string[]; versions: Eversion[]; more: boolean }> {
+    const page = await this.#ctx.store.listObjects(this.name, { limit, ...(after ? { after } : {}) });
+    const versions = await Promise.all(
+      page.names.map(async (name) => decodeVersionBytes(await this.#ctx.store.getXattr(this.#oid(name), versionXattr).catch(() => undefined))),
+    );
+    return { names: page.names, versions, more: page.more };
+  }
+
+  /** Adopts the authoritative log sent by the primary at the end of peering. */
+  async activate(request: wire.PgActivate.$Properties): Promise<void> {
+    this.#checkEpoch(Number(request.epoch ?? 0));
+    await this.#adoptLog(versionFromWire(request.logTail), (request.log ?? []).map(entryFromWire), Number(request.epoch ?? 0));
+  }
+
+  async #adoptLog(tail: Eversion, entries: LogEntry[], lastEpochStarted: number): Promise<void> {
+    const old = this.#log.entries.map((e) => logKey(e.version));
+    this.#log = new PgLog(this.#ctx.settings.logEntriesMax, tail, entries);
+    this.#lastEpochStarted = lastEpochStarted;
+    const tx = new Transaction();
+    if (old.length > 0) tx.pgMetaRemove(this.name, old);
+    tx.pgMetaSet(this.name, [
+      ...entries.map((e) => [logKey(e.version), encodePgLogEntry(entryToWire(e))] as const),
+      [infoKey, encodePgInfo(this.#info())] as const,
+    ]);
+    await this.#ctx.store.apply(tx);
+  }
+
+  // ---- peering and recovery (primary) ----
+
+  async #waitIdle(): Promise<void> {
+    if (this.#inflight === 0) return;
+    await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  #current(generation: number): boolean {
+    return generation === this.#peeringGeneration;
+  }
+
+  async #peer(generation: number): Promise<void> {
+    const pool = this.#pool;
+    if (!pool) return;
+    try {
+      await this.#waitIdle();
+      if (!this.#current(generation)) return;
+      const members = this.#acting.filter((o) => o >= 0);
+      if (members.length < pool.minSize) {
+        this.#state = 'undersized';
+        this.#ctx.logger.info('pg undersized; waiting for members', { pg: this.name, acting: members.join(','), minSize: pool.minSize });
+        return;
+      }
+      const infos = new Map<number, { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }>();
+      infos.set(this.#ctx.osdId, { lastUpdate: this.#log.head, tail: this.#log.tail, log: this.#log.entries.slice() });
+      await Promise.all(
+        members
+          .filter((o) => o !== this.#ctx.osdId)
+          .map(async (osd) => {
+            const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
+            const info = osdCodecs.pgInfoReply.decode(reply.header);
+            infos.set(osd, { lastUpdate: versionFromWire(info.lastUpdate), tail: versionFromWire(info.logTail), log: (info.log ?? []).map(entryFromWire) });
+          }),
+      );
+      if (!this.#current(generation)) return;
+      let authority = this.#ctx.osdId;
+      for (const [osd, info] of infos) {
+        if (compareVersions(info.lastUpdate, (infos.get(authority) as { lastUpdate: Eversion }).lastUpdate) > 0) authority = osd;
+      }
+      const authorityInfo = infos.get(authority) as { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] };
+      if (authority !== this.#ctx.osdId) {
+        await this.#recoverSelfFrom(authority, authorityInfo, generation);
+        if (!this.#current(generation)) return;
+        await this.#adoptLog(authorityInfo.tail, authorityInfo.log, this.#lastEpochStarted);
+      }
+      for (const osd of members) {
+        if (osd === this.#ctx.osdId) continue;
+        await this.#recoverPeer(osd, infos.get(osd) as { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation);
+        if (!this.#current(generation)) return;
+      }
+      await Promise.all(
+        members
+          .filter((o) => o !== this.#ctx.osdId)
+          .map((osd) =>
+            this.#ctx.peers.call(osd, 'pg-activate', osdCodecs.pgActivate.encode({
+              pool: this.poolId,
+              pgSeed: this.seed,
+              epoch: this.#intervalEpoch,
+              lastUpdate: this.#log.head,
+              logTail: this.#log.tail,
+              log: this.#log.entries.map(entryToWire),
+            })),
+          ),
+      );
+      if (!this.#current(generation)) return;
+      this.#lastEpochStarted = this.#intervalEpoch;
+      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      if (!this.#current(generation)) return;
+      this.#degradedObjects = 0;
+      this.#becomeActive();
+      this.#ctx.logger.debug('pg active', { pg: this.name, acting: members.join(','), lastUpdate: versionToString(this.#log.head) });
+    } catch (error) {
+      if (!this.#current(generation)) return;
+      this.#ctx.logger.info('peering failed; will retry', { pg: this.name, error: String(error) });
+      this.#retryTimer = this.#ctx.clock.setTimer(this.#ctx.settings.peeringRetryMs, () => {
+        if (this.#current(generation)) void this.#peer(generation);
+      });
+    }
+  }
+
+  /**
+   * Objects whose state on a member differs from the authority's, from the logs alone: the authority's entries newer
+   * than the member's head, plus the member's divergent entries (ones the authority never had).
+   */
+  static diffFromLog(member: { lastUpdate: Eversion; log: readonly LogEntry[] }, authority: { tail: Eversion; log: readonly LogEntry[] }): string[] {
+    const names = new Set<string>();
+    const known = new Set(authority.log.map((e) => versionToString(e.version)));
+    for (const e of authority.log) if (compareVersions(e.version, member.lastUpdate) > 0) names.add(e.object);
+    for (const e of member.log) {
+      if (!known.has(versionToString(e.version)) && compareVersions(e.version, authority.tail) > 0) names.add(e.object);
+    }
+    return [...names].sort();
+  }
+
+  async #recoverSelfFrom(authority: number, info: { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation: number): Promise<void> {
+    const reachable = compareVersions(this.#log.head, info.tail) >= 0;
+    const names = reachable
+      ? PlacementGroup.diffFromLog({ lastUpdate: this.#log.head, log: this.#log.entries }, info)
+      : await this.#backfillDiff(authority, generation, 'pull');
+    this.#degradedObjects = names.length;
+    for (const name of names) {
+      if (!this.#current(generation)) return;
+      await this.#pull(authority, name);
+      this.#degradedObjects--;
+    }
+  }
+
+  async #pull(from: number, name: string): Promise<void> {
+    let omapAfter: string | undefined;
+    let first = true;
+    for (;;) {
+      const reply = await this.#ctx.peers.call(from, 'pull', osdCodecs.pullRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, ...(omapAfter !== undefined ? { omapAfter } : {}) }));
+      const state = osdCodecs.objectState.decode(reply.header);
+      await this.applyPush({ epoch: this.#intervalEpoch, state, appendOmap: !first }, reply.payload);
+      if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
+      omapAfter = state.omap?.at(-1)?.key ?? '';
+      first = false;
+    }
+  }
+
+  async #push(to: number, name: string): Promise<void> {
+    let omapAfter: string | undefined;
+    let first = true;
+    for (;;) {
+      const { state, payload } = await this.readObjectState(name, omapAfter);
+      await this.#ctx.peers.call(to, 'push', osdCodecs.pushRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, state, appendOmap: !first }), payload);
+      if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
+      omapAfter = state.omap?.at(-1)?.key ?? '';
+      first = false;
+    }
+  }
+
+  async #recoverPeer(osd: number, info: { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation: number): Promise<void> {
+    const reachable = compareVersions(info.lastUpdate, this.#log.tail) >= 0;
+    const names = reachable
+      ? PlacementGroup.diffFromLog(info, { tail: this.#log.tail, log: this.#log.entries })
+      : await this.#backfillDiff(osd, generation, 'push');
+    this.#degradedObjects += names.length;
+    for (const name of names) {
+      if (!this.#current(generation)) return;
+      await this.#push(osd, name);
+      this.#degradedObjects--;
+    }
+  }
+
+  /** Backfill: compares every object and version of this PG here and on `osd`; returns the names that differ. */
+  async #backfillDiff(osd: number, generation: number, direction: 'pull' | 'push'): Promise<string[]> {
+    const remote = new Map<string, string>();
+    let after = '';
+    for (;;) {
+      const reply = await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize }));
+      const page = osdCodecs.scanReply.decode(reply.header);
+      (page.names ?? []).forEach((n, i) => remote.set(n, versionToString(versionFromWire(page.versions?.[i]))));
+      if (!page.more || !page.names?.length || !this.#current(generation)) break;
+      after = page.names.at(-1) ?? '';
+    }
+    const differing = new Set<string>();
+    after = '';
+    const local = new Set<string>();
+    for (;;) {
+      const page = await this.scan(after, this.#ctx.settings.recoveryPageSize);
+      page.names.forEach((n, i) => {
+        local.add(n);
+        if (remote.get(n) !== versionToString(page.versions[i] as Eversion)) differing.add(n);
+      });
+      if (!page.more || page.names.length === 0) break;
+      after = page.names.at(-1) ?? '';
+    }
+    for (const name of remote.keys()) if (!local.has(name)) differing.add(name);
+    this.#ctx.logger.info('backfill', { pg: this.name, peer: osd, direction, objects: differing.size });
+    return [...differing].sort();
+  }
+}

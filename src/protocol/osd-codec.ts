@@ -1,0 +1,80 @@
+/** Codecs for OSD data-plane headers (carried by the messenger) and the per-PG records OSDs persist. */
+import { decodeMessage } from './cluster-map.js';
+import { shoal } from './generated/shoal.js';
+import { protobufCodec, type MessageCodec } from './rpc.js';
+import { readMarker, unsupportedVersion, withMarker } from './versioned.js';
+
+export type Eversion = { epoch: number; seq: number };
+export const zeroVersion: Eversion = Object.freeze({ epoch: 0, seq: 0 });
+
+export function compareVersions(a: Eversion, b: Eversion): number {
+  return a.epoch !== b.epoch ? a.epoch - b.epoch : a.seq - b.seq;
+}
+
+export function versionFromWire(v: shoal.Eversion.$Properties | null | undefined): Eversion {
+  return { epoch: Number(v?.epoch ?? 0), seq: Number(v?.seq ?? 0) };
+}
+
+export function versionToString(v: Eversion): string {
+  return `${v.epoch}'${v.seq}`;
+}
+
+/** 16 bytes that sort like the version (used as object version xattr and in PG log keys). */
+export function encodeVersionKey(v: Eversion): string {
+  return v.epoch.toString(16).padStart(16, '0') + v.seq.toString(16).padStart(16, '0');
+}
+
+export function encodeVersionBytes(v: Eversion): Buffer {
+  const out = Buffer.alloc(16);
+  out.writeBigUInt64BE(BigInt(v.epoch), 0);
+  out.writeBigUInt64BE(BigInt(v.seq), 8);
+  return out;
+}
+
+export function decodeVersionBytes(bytes: Uint8Array | undefined): Eversion {
+  if (!bytes || bytes.length !== 16) return { ...zeroVersion };
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { epoch: Number(b.readBigUInt64BE(0)), seq: Number(b.readBigUInt64BE(8)) };
+}
+
+const c = <T>(type: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, name: string): MessageCodec<T> =>
+  protobufCodec<T>(type, name);
+
+/** Typed headers of the OSD messenger ops, by op name. */
+export const osdCodecs = {
+  opRequest: c(shoal.OsdOpRequest, 'OsdOpRequest'),
+  opReply: c(shoal.OsdOpReply, 'OsdOpReply'),
+  pgListRequest: c(shoal.PgListRequest, 'PgListRequest'),
+  pgListReply: c(shoal.PgListReply, 'PgListReply'),
+  repOpRequest: c(shoal.RepOpRequest, 'RepOpRequest'),
+  repOpReply: c(shoal.RepOpReply, 'RepOpReply'),
+  pgInfoRequest: c(shoal.PgInfoRequest, 'PgInfoRequest'),
+  pgInfoReply: c(shoal.PgInfoReply, 'PgInfoReply'),
+  pullRequest: c(shoal.PullRequest, 'PullRequest'),
+  objectState: c(shoal.ObjectState, 'ObjectState'),
+  pushRequest: c(shoal.PushRequest, 'PushRequest'),
+  scanRequest: c(shoal.ScanRequest, 'ScanRequest'),
+  scanReply: c(shoal.ScanReply, 'ScanReply'),
+  ping: c(shoal.OsdPing, 'OsdPing'),
+  pgActivate: c(shoal.PgActivate, 'PgActivate'),
+} as const;
+
+export function encodePgLogEntry(entry: shoal.PgLogEntry.$Properties): Buffer {
+  return withMarker('pgLogEntry', 1, shoal.PgLogEntry.encode(entry).finish());
+}
+
+export function decodePgLogEntry(bytes: Uint8Array): shoal.PgLogEntry {
+  const { version, body } = readMarker('pgLogEntry', bytes);
+  if (version !== 1) throw unsupportedVersion('pgLogEntry', version);
+  return decodeMessage('pgLogEntry', () => shoal.PgLogEntry.decode(body));
+}
+
+export function encodePgInfo(info: shoal.PgStoredInfo.$Properties): Buffer {
+  return withMarker('pgInfo', 1, shoal.PgStoredInfo.encode(info).finish());
+}
+
+export function decodePgInfo(bytes: Uint8Array): shoal.PgStoredInfo {
+  const { version, body } = readMarker('pgInfo', bytes);
+  if (version !== 1) throw unsupportedVersion('pgInfo', version);
+  return decodeMessage('pgInfo', () => shoal.PgStoredInfo.decode(body));
+}
