@@ -418,8 +418,8 @@ export class MemStore implements ObjectStore, CorruptibleStore {
   }
 
   async read(oid: ObjectId, offset?: number, length?: number): Promise<Buffer> {
-    const object = this.#require(oid);
     const range = checkReadRange(offset, length);
+    const object = this.#require(oid);
     const start = Math.min(range.offset, object.size);
     const count = Math.min(range.length ?? object.size, object.size - start);
     this.#checkIntact(object, start, count, `read of ${oid.pg}/${oid.name}`);

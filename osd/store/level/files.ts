@@ -27,14 +27,21 @@ export class DataFiles {
     return join(this.dirOf(id), id.toString(16).padStart(16, '0'));
   }
 
-  /** Creates the fan-out directories (idempotent) and makes them durable. */
+  /** Fan-out directories known to exist durably. */
+  #dirs = new Set<string>();
+
+  /** Creates the root (durably) and learns which fan-out directories exist; the rest are made on first use. */
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true });
-    const dirs: string[] = [];
-    for (let i = 0; i < fanout; i++) dirs.push(this.dirOf(i));
-    await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
-    await Promise.all(dirs.map((d) => this.syncDir(d)));
+    await this.syncDir(join(this.root, '..'));
+    this.#dirs = new Set((await readdir(this.root)).map((name) => join(this.root, name)));
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#dirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
     await this.syncDir(this.root);
+    this.#dirs.add(dir);
   }
 
   async syncDir(dir: string): Promise<void> {
@@ -48,6 +55,7 @@ export class DataFiles {
   }
 
   async create(id: number): Promise<FileHandle> {
+    await this.#ensureDir(this.dirOf(id));
     return open(this.pathOf(id), constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
   }
 
@@ -82,10 +90,10 @@ export class DataFiles {
   /** Every data file id on disk (for the start-up sweep of files no committed transaction owns). */
   async listIds(): Promise<number[]> {
     const ids: number[] = [];
-    for (let i = 0; i < fanout; i++) {
+    for (const dir of this.#dirs) {
       let names: string[];
       try {
-        names = await readdir(this.dirOf(i));
+        names = await readdir(dir);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw error;
