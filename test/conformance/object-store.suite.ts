@@ -486,86 +486,93 @@ async function randomWorkload(random: Random, first: ObjectStore, reopen: () => 
     else o.data.fill(0, offset, end);
   };
   const size = () => random.pick([1, 100, 4096, 5000, 20_000, 70_000, 150_000]);
+  const clone = (o: ModelObject): ModelObject => ({ data: Buffer.from(o.data), xattrs: new Map(o.xattrs), omap: new Map(o.omap) });
   for (let round = 0; round < 60; round++) {
-    const tx = new Transaction();
-    const staged = new Map([...model].map(([k, o]) => [k, { data: Buffer.from(o.data), xattrs: new Map(o.xattrs), omap: new Map(o.omap) }]));
-    const stagedGet = (name: string): ModelObject => {
-      let o = staged.get(name);
-      if (!o) {
-        o = { data: Buffer.alloc(0), xattrs: new Map(), omap: new Map() };
-        staged.set(name, o);
-      }
-      return o;
-    };
-    let fails = false;
-    const opCount = random.int(1, 4);
-    for (let i = 0; i < opCount; i++) {
-      const name = random.pick(names);
-      const o = { pg: '1.7', name };
-      const kind = random.int(0, 11);
-      if (kind <= 3) {
-        const current = staged.get(name)?.data.length ?? 0;
-        const offset = random.chance(0.3) ? current : random.int(0, current + 10_000);
-        const data = random.bytes(size());
-        tx.write(o, offset, data);
-        writeModel(stagedGet(name), offset, data, data.length);
-      } else if (kind === 4) {
-        const data = random.bytes(random.chance(0.2) ? 0 : size());
-        tx.writeFull(o, data);
-        stagedGet(name).data = Buffer.from(data);
-      } else if (kind === 5) {
-        const to = random.int(0, 160_000);
-        tx.truncate(o, to);
-        const m = stagedGet(name);
-        m.data = to <= m.data.length ? Buffer.from(m.data.subarray(0, to)) : Buffer.concat([m.data, Buffer.alloc(to - m.data.length)]);
-      } else if (kind === 6) {
-        const m = staged.get(name);
-        const offset = random.int(0, 160_000);
-        const length = random.int(0, 50_000);
-        tx.zero(o, offset, length);
-        if (m && offset < m.data.length) m.data.fill(0, offset, Math.min(m.data.length, offset + length));
-      } else if (kind === 7) {
-        tx.remove(o);
-        staged.delete(name);
-      } else if (kind === 8) {
-        const to = random.pick(names.filter((n) => n !== name));
-        tx.clone(o, { pg: '1.7', name: to });
-        const src = staged.get(name);
-        if (!src) fails = true;
-        else staged.set(to, { data: Buffer.from(src.data), xattrs: new Map(src.xattrs), omap: new Map(src.omap) });
-      } else if (kind === 9) {
-        const to = random.pick(names.filter((n) => n !== name));
-        tx.rename(o, { pg: '1.7', name: to });
-        const src = staged.get(name);
-        if (!src) fails = true;
-        else {
-          staged.set(to, src);
+    // Several transactions in flight at once (they may share a commit group); each one builds on the previous.
+    const inFlight: Promise<void>[] = [];
+    const batchSize = random.int(1, 4);
+    for (let t = 0; t < batchSize; t++) {
+      const tx = new Transaction();
+      const staged = new Map([...model].map(([k, o]) => [k, clone(o)]));
+      const stagedGet = (name: string): ModelObject => {
+        let o = staged.get(name);
+        if (!o) {
+          o = { data: Buffer.alloc(0), xattrs: new Map(), omap: new Map() };
+          staged.set(name, o);
+        }
+        return o;
+      };
+      let fails = false;
+      const opCount = random.int(1, 4);
+      for (let i = 0; i < opCount; i++) {
+        const name = random.pick(names);
+        const o = { pg: '1.7', name };
+        const kind = random.int(0, 11);
+        if (kind <= 3) {
+          const current = staged.get(name)?.data.length ?? 0;
+          const offset = random.chance(0.3) ? current : random.int(0, current + 10_000);
+          const data = random.bytes(size());
+          tx.write(o, offset, data);
+          writeModel(stagedGet(name), offset, data, data.length);
+        } else if (kind === 4) {
+          const data = random.bytes(random.chance(0.2) ? 0 : size());
+          tx.writeFull(o, data);
+          stagedGet(name).data = Buffer.from(data);
+        } else if (kind === 5) {
+          const to = random.int(0, 160_000);
+          tx.truncate(o, to);
+          const m = stagedGet(name);
+          m.data = to <= m.data.length ? Buffer.from(m.data.subarray(0, to)) : Buffer.concat([m.data, Buffer.alloc(to - m.data.length)]);
+        } else if (kind === 6) {
+          const m = staged.get(name);
+          const offset = random.int(0, 160_000);
+          const length = random.int(0, 50_000);
+          tx.zero(o, offset, length);
+          if (m && offset < m.data.length) m.data.fill(0, offset, Math.min(m.data.length, offset + length));
+        } else if (kind === 7) {
+          tx.remove(o);
           staged.delete(name);
-        }
-      } else if (kind === 10) {
-        const key = `x${random.int(0, 3)}`;
-        const value = random.bytes(random.int(0, 20));
-        tx.setXattr(o, key, value);
-        stagedGet(name).xattrs.set(key, value);
-      } else {
-        const key = `k${random.int(0, 9)}`;
-        if (random.chance(0.7)) {
-          const value = random.bytes(random.int(0, 30));
-          tx.omapSet(o, { [key]: value });
-          stagedGet(name).omap.set(key, value);
+        } else if (kind === 8) {
+          const to = random.pick(names.filter((n) => n !== name));
+          tx.clone(o, { pg: '1.7', name: to });
+          const src = staged.get(name);
+          if (!src) fails = true;
+          else staged.set(to, clone(src));
+        } else if (kind === 9) {
+          const to = random.pick(names.filter((n) => n !== name));
+          tx.rename(o, { pg: '1.7', name: to });
+          const src = staged.get(name);
+          if (!src) fails = true;
+          else {
+            staged.set(to, src);
+            staged.delete(name);
+          }
+        } else if (kind === 10) {
+          const key = `x${random.int(0, 3)}`;
+          const value = random.bytes(random.int(0, 20));
+          tx.setXattr(o, key, value);
+          stagedGet(name).xattrs.set(key, value);
         } else {
-          tx.omapRemove(o, [key]);
-          staged.get(name)?.omap.delete(key);
+          const key = `k${random.int(0, 9)}`;
+          if (random.chance(0.7)) {
+            const value = random.bytes(random.int(0, 30));
+            tx.omapSet(o, { [key]: value });
+            stagedGet(name).omap.set(key, value);
+          } else {
+            tx.omapRemove(o, [key]);
+            staged.get(name)?.omap.delete(key);
+          }
         }
       }
+      if (fails) {
+        inFlight.push(assert.rejects(store.apply(tx), isCode('NOT_FOUND')));
+      } else {
+        inFlight.push(store.apply(tx));
+        model.clear();
+        for (const [k, v] of staged) model.set(k, v);
+      }
     }
-    if (fails) {
-      await assert.rejects(store.apply(tx), isCode('NOT_FOUND'));
-    } else {
-      await store.apply(tx);
-      model.clear();
-      for (const [k, v] of staged) model.set(k, v);
-    }
+    await Promise.all(inFlight);
     if (round % 20 === 19) store = await reopen();
     if (round % 5 === 4 || round === 59) {
       for (const name of names) {

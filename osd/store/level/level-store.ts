@@ -351,7 +351,11 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
 
   #kick(): void {
     if (this.#pump) return;
-    this.#pump = this.#run().finally(() => (this.#pump = undefined));
+    this.#pump = this.#run().finally(() => {
+      this.#pump = undefined;
+      // Work queued between the loop's last look and now would otherwise wait for the next apply.
+      if (this.#queue.length > 0) this.#kick();
+    });
   }
 
   async #run(): Promise<void> {
