@@ -51,10 +51,9 @@ export function testRule(map: ClusterMap, options: RuleTestOptions): RuleTestRes
   const reweights = reweightTable(map, options.markOut ?? []);
   const lines: string[] = [];
   const counts = new Map<number, number>();
-  const result: number[] = [];
   for (let x = minX; x <= maxX; x++) {
-    result.length = 0;
-    crush.mapInto(rule.id, x, numRep, reweights, null, result);
+    const count = crush.mapRaw(rule.id, x, numRep, reweights, null);
+    const result = Array.from(crush.rawResult.subarray(0, count));
     lines.push(formatMappingLine(rule.id, x, result));
     for (const osd of result) if (osd !== CRUSH_ITEM_NONE) counts.set(osd, (counts.get(osd) ?? 0) + 1);
   }

@@ -81,6 +81,7 @@ export class CompiledCrush {
   #scratchA = new Int32Array(64);
   #scratchB = new Int32Array(64);
   #scratchC = new Int32Array(64);
+  #result = new Int32Array(64);
 
   /** Validates `crush` (INVALID_ARGUMENT on any problem) and indexes it. */
   constructor(crush: CrushMap) {
@@ -150,24 +151,20 @@ export class CompiledCrush {
    * (default: none). firstn rules give a compact list; indep rules give numRep positions, CRUSH_ITEM_NONE for holes.
    */
   doRule(ruleId: number, x: number, numRep: number, isOut?: IsOut): number[] {
+    const count = this.mapRaw(ruleId, x, numRep, null, isOut ?? null);
+    const raw = this.#result;
     const result: number[] = [];
-    this.mapInto(ruleId, x, numRep, null, isOut ?? null, result);
+    for (let i = 0; i < count; i++) result.push(raw[i]!);
     return result;
   }
 
   /**
-   * doRule with out-ness given as a reweight table (16.16 per OSD id: 0 out, >= 0x10000 in, in between rejected for
-   * a hash-chosen share of inputs; ids beyond the table are out) and/or a predicate, appending to `result`.
+   * doRule without allocating: out-ness as a reweight table (16.16 per OSD id: 0 out, >= 0x10000 in, in between
+   * rejected for a hash-chosen share of inputs; ids beyond the table are out) and/or a predicate. The output is
+   * {@link rawResult}[0, returned count), valid until the next call.
    * @internal
    */
-  mapInto(
-    ruleId: number,
-    x: number,
-    numRep: number,
-    reweights: Float64Array | null,
-    isOut: IsOut | null,
-    result: number[],
-  ): void {
+  mapRaw(ruleId: number, x: number, numRep: number, reweights: Float64Array | null, isOut: IsOut | null): number {
     const rule = this.#compiledRule(ruleId);
     if (!Number.isInteger(numRep) || numRep < 0 || numRep > numRepMax) {
       throw new StorageError('INVALID_ARGUMENT', `numRep must be an integer in [0, ${numRepMax}], not ${numRep}`);
@@ -178,7 +175,7 @@ export class CompiledCrush {
     this.#reweights = reweights;
     this.#isOut = isOut;
     try {
-      this.#run(rule, numRep, result);
+      return this.#run(rule, numRep);
     } finally {
       this.#busy = false;
       this.#reweights = null;
@@ -187,23 +184,36 @@ export class CompiledCrush {
     }
   }
 
+  /** The output buffer of {@link mapRaw}. @internal */
+  get rawResult(): Int32Array {
+    return this.#result;
+  }
+
   #compiledRule(ruleId: number): CompiledRule {
     const rule = this.#rules.get(ruleId);
     if (!rule) throw new StorageError('NOT_FOUND', `no CRUSH rule with id ${ruleId}`);
     return rule;
   }
 
-  #run(rule: CompiledRule, numRep: number, result: number[]): void {
+  #run(rule: CompiledRule, numRep: number): number {
     let work = this.#scratchA;
     let out = this.#scratchB;
     let leaves = this.#scratchC;
     let workCount = 0;
+    let resultCount = 0;
     for (const step of rule.steps) {
       if (step.op === opTake) {
         work[0] = step.item;
         workCount = 1;
       } else if (step.op === opEmit) {
-        for (let i = 0; i < workCount; i++) result.push(work[i]!);
+        if (resultCount + workCount > this.#result.length) {
+          const grown = new Int32Array(Math.max(2 * this.#result.length, resultCount + workCount));
+          grown.set(this.#result.subarray(0, resultCount));
+          this.#result = grown;
+        }
+        const result = this.#result;
+        for (let i = 0; i < workCount; i++) result[resultCount + i] = work[i]!;
+        resultCount += workCount;
         workCount = 0;
       } else {
         const n = step.num > 0 ? step.num : numRep + step.num;
@@ -249,6 +259,7 @@ export class CompiledCrush {
         workCount = outCount;
       }
     }
+    return resultCount;
   }
 
   /** Straw2 down from `bucket` until an item of rank `type`; remembers the bucket of a bucket result. */

@@ -124,24 +124,22 @@ export class Placement {
     if (!Number.isInteger(pgId.seed) || pgId.seed < 0 || pgId.seed >= pool.pgNum) {
       throw new StorageError('INVALID_ARGUMENT', `PG ${pgIdToString(pgId)}: pool ${pool.name} has pg_num ${pool.pgNum}`);
     }
-    const raw: number[] = [];
-    this.crush.mapInto(pool.rule, pgPlacementSeed(pgId), pool.size, this.#reweights, null, raw);
-    const up = this.#up;
-    let primary = -1;
-    let kept = 0;
+    const count = this.crush.mapRaw(pool.rule, pgPlacementSeed(pgId), pool.size, this.#reweights, null);
+    const raw = this.crush.rawResult;
+    const isUp = this.#up;
     const erasure = pool.type === 'erasure';
-    for (let i = 0; i < raw.length; i++) {
-      let osd = raw[i]!;
-      const isUp = osd !== CRUSH_ITEM_NONE && osd < up.length && up[osd] === 1;
-      if (!isUp) {
-        if (!erasure) continue;
-        osd = CRUSH_ITEM_NONE;
+    const up: number[] = [];
+    let primary = -1;
+    for (let i = 0; i < count; i++) {
+      const osd = raw[i]!;
+      if (osd !== CRUSH_ITEM_NONE && osd < isUp.length && isUp[osd] === 1) {
+        if (primary === -1) primary = osd;
+        up.push(osd);
+      } else if (erasure) {
+        up.push(CRUSH_ITEM_NONE);
       }
-      if (primary === -1 && osd !== CRUSH_ITEM_NONE) primary = osd;
-      raw[kept++] = osd;
     }
-    raw.length = kept;
-    return { pgId: { pool: pgId.pool, seed: pgId.seed }, up: raw, primary };
+    return { pgId: { pool: pgId.pool, seed: pgId.seed }, up, primary };
   }
 
   /** The PG of object `name` in pool `poolId`, and that PG's up set. */
