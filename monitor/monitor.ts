@@ -83,6 +83,8 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
   const history = new Map<number, ClusterMapIncremental>();
   const waiters = new Map<number, Waiter>();
   const subscribers = new Set<Subscriber>();
+  /** Latest self-report of each OSD (usage); memory only, refreshed by heartbeats. */
+  const osdStats = new Map<number, wire.OsdStats.$Properties>();
   const detector = new FailureDetector(t);
   const peers = new Map<string, RpcClient>();
   let role: Role = 'follower';
@@ -288,6 +290,7 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
     return {};
   });
   server.unary(monitorRpc.heartbeat, async (request) => {
+    if (request.stats) osdStats.set(request.id ?? 0, { ...request.stats, id: request.id ?? 0, reportedMs: deps.clock.nowMs() });
     if (role === 'leader') detector.heartbeat(request.id ?? 0, deps.clock.nowMs());
     else if (leader) {
       peerClient(leader)?.call(monitorRpc.heartbeat, request, { timeoutMs: t.monitorCallTimeoutMs }).catch(() => {});
@@ -300,6 +303,14 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
       peerClient(leader)?.call(monitorRpc.failureReport, request, { timeoutMs: t.monitorCallTimeoutMs }).catch(() => {});
     }
     return {};
+  });
+  server.unary(monitorRpc.stats, async () => {
+    if (role !== 'leader' && leader) {
+      const fromLeader = await peerClient(leader)?.call(monitorRpc.stats, {}, { timeoutMs: t.monitorCallTimeoutMs }).catch(() => undefined);
+      if (fromLeader) return fromLeader;
+    }
+    const known = new Set(map.osds.map((o) => o.id));
+    return { osds: [...osdStats.values()].filter((s) => known.has(s.id ?? -1)).sort((a, b) => (a.id ?? 0) - (b.id ?? 0)) };
   });
   server.unary(monitorRpc.status, async () => {
     const node = quorum.node;

@@ -103,6 +103,8 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
 
   async function handleMap(next: ClusterMap): Promise<void> {
     if (map && next.epoch <= map.epoch) return;
+    // Skipped epochs may hide a change of primary and back; peer every PG again rather than trust continuity.
+    const skipped = map !== undefined && next.epoch > map.epoch + 1;
     map = next;
     const placement = placementFor(next);
     for (const p of next.pools) {
@@ -111,7 +113,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
         const mapping = placement.mapPg({ pool: p.id, seed });
         if (!mapping.up.includes(config.id) && !pgs.has(name)) continue;
         const pg = await pgFor(p.id, seed);
-        pg.onMap(next.epoch, p, mapping.up);
+        pg.onMap(next.epoch, p, mapping.up, skipped);
       }
     }
     // PGs of pools that no longer exist: their data goes with the pool.
@@ -206,6 +208,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     },
     async 'rep-op'(request) {
       const req = decode(osdCodecs.repOpRequest, request.header);
+      if (!map || Number(req.epoch ?? 0) > map.epoch) await haveEpoch(Number(req.epoch ?? 0));
       const pg = pgs.get(pgIdToString({ pool: req.pool ?? 0, seed: req.pgSeed ?? 0 })) ?? (await localPg(req.pool ?? 0, req.pgSeed ?? 0));
       await pg.repOp(req, request.payload);
       return { header: osdCodecs.repOpReply.encode({}) };
@@ -218,6 +221,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     },
     async pull(request) {
       const req = decode(osdCodecs.pullRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
       const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
       const { state, payload } = await pg.readObjectState(req.object ?? '', req.omapAfter ? req.omapAfter : undefined);
       return { header: osdCodecs.objectState.encode(state), payload };
@@ -231,6 +235,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     },
     async scan(request) {
       const req = decode(osdCodecs.scanRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
       const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
       const page = await pg.scan(req.after ?? '', Math.min(req.limit || 1000, 10_000));
       return { header: osdCodecs.scanReply.encode(page) };
@@ -260,6 +265,33 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     const set = new Set<number>();
     for (const pg of pgs.values()) for (const o of pg.acting) if (o >= 0 && o !== config.id) set.add(o);
     return [...set];
+  }
+
+  /** Usage for the monitors: the store's totals and, per pool, the PGs this OSD is the active primary of. */
+  async function collectStats(): Promise<wire.OsdStats.$Properties> {
+    const fs = await store.statfs();
+    const pools = new Map<number, { pool: number; objects: number; bytes: number; pgsCounted: number }>();
+    let primaryActive = 0;
+    for (const pg of pgs.values()) {
+      const usage = pg.usage;
+      if (!usage) continue;
+      primaryActive++;
+      const entry = pools.get(pg.poolId) ?? { pool: pg.poolId, objects: 0, bytes: 0, pgsCounted: 0 };
+      entry.objects += usage.objects;
+      entry.bytes += usage.bytes;
+      entry.pgsCounted++;
+      pools.set(pg.poolId, entry);
+    }
+    return {
+      id: config.id,
+      totalBytes: fs.totalBytes,
+      usedBytes: fs.usedBytes,
+      availableBytes: fs.availableBytes,
+      objects: fs.objects,
+      pools: [...pools.values()],
+      pgs: pgs.size,
+      pgsPrimaryActive: primaryActive,
+    };
   }
 
   function every(ms: number, fn: () => void): void {
@@ -313,8 +345,8 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       await boot();
       subscription = monitors.subscribe(`osd.${config.id}`, onMap);
       every(t.osdHeartbeatIntervalMs, () => {
-        monitors
-          .heartbeat(config.id, map?.epoch ?? 0)
+        void collectStats()
+          .then((stats) => monitors.heartbeat(config.id, map?.epoch ?? 0, stats))
           .then((reply) => {
             if (map && Number(reply.epoch ?? 0) > map.epoch) void monitors.getMap().then(onMap, () => {});
           })
@@ -328,6 +360,13 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       stopped = true;
       for (const timer of timers) timer.cancel();
       subscription?.stop();
+      // Tell the monitors at once (as Ceph's "mark me down"), so peers need not wait out the grace period.
+      if (address) {
+        await Promise.race([
+          monitors.command({ osdDown: { ids: [config.id], reason: 'shutdown' } }).catch(() => {}),
+          new Promise<void>((resolve) => clock.setTimer(2000, resolve)),
+        ]);
+      }
       for (const pg of pgs.values()) pg.close();
       await server.stop();
       await mapQueue;

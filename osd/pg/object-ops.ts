@@ -121,6 +121,8 @@ export interface ReadOutcome {
   chunks: Buffer[];
   exists: boolean;
   version: Eversion;
+  /** Size before the request (0 when absent). */
+  size: number;
 }
 
 /**
@@ -130,6 +132,7 @@ export interface ReadOutcome {
 export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readonly wire.ObjectOp.$Properties[]): Promise<ReadOutcome> {
   const exists = await store.exists(oid);
   const version = exists ? decodeVersionBytes(await store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
+  const size = exists ? (await store.stat(oid)).size : 0;
   const results: wire.ObjectOpResult.$Properties[] = [];
   const chunks: Buffer[] = [];
   let replyBytes = 0;
@@ -212,5 +215,5 @@ export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readon
     }
     results.push(result);
   }
-  return { results, chunks, exists, version };
+  return { results, chunks, exists, version, size };
 }

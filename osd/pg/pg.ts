@@ -101,6 +101,8 @@ export class PlacementGroup {
   #peeringGeneration = 0;
   #retryTimer: ReturnType<Clock['setTimer']> | undefined;
   #degradedObjects = 0;
+  /** Objects and logical bytes, counted on activation and kept up to date by the primary's writes. */
+  #usage: { objects: number; bytes: number } | undefined;
 
   private constructor(ctx: PgContext, poolId: number, seed: number, log: PgLog, lastEpochStarted: number) {
     this.#ctx = ctx;
@@ -153,18 +155,41 @@ export class PlacementGroup {
     return this.#degradedObjects;
   }
 
+  /** This PG's objects and bytes, when this OSD is its active primary and has counted them. */
+  get usage(): { objects: number; bytes: number } | undefined {
+    return this.#state === 'active' ? this.#usage : undefined;
+  }
+
+  async #countUsage(generation: number): Promise<void> {
+    let objects = 0;
+    let bytes = 0;
+    let after = '';
+    for (;;) {
+      const page = await this.#ctx.store.listObjects(this.name, { limit: 1000, ...(after ? { after } : {}) });
+      for (const name of page.names) {
+        objects++;
+        bytes += (await this.#ctx.store.stat(this.#oid(name)).catch(() => ({ size: 0 }))).size;
+      }
+      if (!page.more || page.names.length === 0 || !this.#current(generation)) break;
+      after = page.names.at(-1) ?? '';
+    }
+    if (this.#current(generation)) this.#usage = { objects, bytes };
+  }
+
   #oid(name: string): ObjectId {
     return { pg: this.name, name };
   }
 
   /**
    * A new map: `acting` is this PG's up set in it. A changed acting set or primary starts a new interval; the
-   * primary then peers. Returns whether the interval changed.
+   * primary then peers. `forceNewInterval` when the OSD skipped epochs (it cannot tell what happened in between, so
+   * it peers again). Returns whether the interval changed.
    */
-  onMap(epoch: number, pool: Pool, acting: number[]): boolean {
+  onMap(epoch: number, pool: Pool, acting: number[], forceNewInterval = false): boolean {
     this.#pool = pool;
     const primary = acting.find((o) => o >= 0) ?? -1;
-    const changed = primary !== this.#primary || acting.join(',') !== this.#acting.join(',') || this.#intervalEpoch === 0;
+    const changed =
+      forceNewInterval || primary !== this.#primary || acting.join(',') !== this.#acting.join(',') || this.#intervalEpoch === 0;
     if (!changed) return false;
     this.#acting = acting.slice();
     this.#primary = primary;
@@ -252,7 +277,8 @@ export class PlacementGroup {
 
   #nextVersion(): Eversion {
     const head = this.#log.head;
-    return head.epoch === this.#intervalEpoch ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: this.#intervalEpoch, seq: 1 };
+    // Never below the head: versions only grow, whoever was primary before.
+    return head.epoch >= this.#intervalEpoch ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: this.#intervalEpoch, seq: 1 };
   }
 
   #info(): wire.PgStoredInfo.$Properties {
@@ -283,7 +309,13 @@ export class PlacementGroup {
       }
       const outcome = await evaluateOps(this.#ctx.store, oid, ops);
       if (!writes) return { reply: { version: outcome.version, results: outcome.results }, chunks: outcome.chunks };
-      await this.#replicate(oid, ops, payload, outcome.exists, outcome.version, reqid);
+      const generation = this.#peeringGeneration;
+      const existsAfter = await this.#replicate(oid, ops, payload, outcome.exists, outcome.version, reqid);
+      const sizeAfter = existsAfter ? (await this.#ctx.store.stat(oid)).size : 0;
+      if (this.#usage && this.#current(generation)) {
+        this.#usage.objects += Number(existsAfter) - Number(outcome.exists);
+        this.#usage.bytes += sizeAfter - outcome.size;
+      }
       return { reply: { version: this.#log.head, results: outcome.results }, chunks: outcome.chunks };
     });
   }
@@ -295,7 +327,7 @@ export class PlacementGroup {
     existedBefore: boolean,
     priorVersion: Eversion,
     reqid: LogEntry['reqid'],
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (this.#state !== 'active') throw new StorageError('UNAVAILABLE', `${this.name} stopped being active`);
     const version = this.#nextVersion();
     const mtimeMs = this.#ctx.clock.nowMs();
@@ -304,6 +336,7 @@ export class PlacementGroup {
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
     this.#logInTransaction(tx, entry);
     const header = osdCodecs.repOpRequest.encode({
+      from: this.#ctx.osdId,
       pool: this.poolId,
       pgSeed: this.seed,
       epoch: this.#intervalEpoch,
@@ -317,6 +350,7 @@ export class PlacementGroup {
     const remote = this.#acting.filter((o) => o >= 0 && o !== this.#ctx.osdId).map((o) => this.#ctx.peers.call(o, 'rep-op', header, payload));
     try {
       await Promise.all([local, ...remote]);
+      return plan.existsAfter;
     } catch (error) {
       // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
       // client's resend is then recognised as a duplicate.
@@ -341,15 +375,19 @@ export class PlacementGroup {
 
   // ---- replica side ----
 
-  #checkEpoch(epoch: number): void {
-    if (epoch < this.#intervalEpoch) {
-      throw new StorageError('STALE_EPOCH', `${this.name}: message from interval ${epoch}, current interval began at ${this.#intervalEpoch}`);
+  /**
+   * Peer messages are accepted only from this PG's primary in this OSD's map (the OSD waits for the sender's epoch
+   * first): an old primary that has not yet seen the new map cannot change a member of the new interval.
+   */
+  #checkSender(from: number | null | undefined): void {
+    if ((from ?? -1) !== this.#primary) {
+      throw new StorageError('STALE_EPOCH', `${this.name}: osd.${from} is not the primary (osd.${this.#primary} is, since epoch ${this.#intervalEpoch})`);
     }
   }
 
   /** Applies a change from the primary. Synchronous up to the store submission, so arrival order is commit order. */
   repOp(request: wire.RepOpRequest.$Properties, payload: Buffer): Promise<void> {
-    this.#checkEpoch(Number(request.epoch ?? 0));
+    this.#checkSender(request.from);
     const entry = entryFromWire(request.entry ?? {});
     if (compareVersions(entry.version, this.#log.head) <= 0) return Promise.resolve();
     const oid = this.#oid(entry.object);
@@ -396,7 +434,7 @@ export class PlacementGroup {
 
   /** Installs an object state pushed by the primary (replacing the local copy), or a further page of its omap. */
   async applyPush(request: wire.PushRequest.$Properties, payload: Buffer): Promise<void> {
-    this.#checkEpoch(Number(request.epoch ?? 0));
+    this.#checkSender(request.from);
     const state = request.state ?? {};
     const oid = this.#oid(state.object ?? '');
     const tx = new Transaction();
@@ -425,7 +463,7 @@ export class PlacementGroup {
 
   /** Adopts the authoritative log sent by the primary at the end of peering. */
   async activate(request: wire.PgActivate.$Properties): Promise<void> {
-    this.#checkEpoch(Number(request.epoch ?? 0));
+    this.#checkSender(request.from);
     await this.#adoptLog(versionFromWire(request.logTail), (request.log ?? []).map(entryFromWire), Number(request.epoch ?? 0));
   }
 
@@ -471,7 +509,7 @@ export class PlacementGroup {
         members
           .filter((o) => o !== this.#ctx.osdId)
           .map(async (osd) => {
-            const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
+            const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
             const info = osdCodecs.pgInfoReply.decode(reply.header);
             infos.set(osd, { lastUpdate: versionFromWire(info.lastUpdate), tail: versionFromWire(info.logTail), log: (info.log ?? []).map(entryFromWire) });
           }),
@@ -497,6 +535,7 @@ export class PlacementGroup {
           .filter((o) => o !== this.#ctx.osdId)
           .map((osd) =>
             this.#ctx.peers.call(osd, 'pg-activate', osdCodecs.pgActivate.encode({
+              from: this.#ctx.osdId,
               pool: this.poolId,
               pgSeed: this.seed,
               epoch: this.#intervalEpoch,
@@ -511,7 +550,9 @@ export class PlacementGroup {
       await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
       if (!this.#current(generation)) return;
       this.#degradedObjects = 0;
+      this.#usage = undefined;
       this.#becomeActive();
+      void this.#countUsage(generation).catch(() => {});
       this.#ctx.logger.debug('pg active', { pg: this.name, acting: members.join(','), lastUpdate: versionToString(this.#log.head) });
     } catch (error) {
       if (!this.#current(generation)) return;
@@ -553,9 +594,9 @@ export class PlacementGroup {
     let omapAfter: string | undefined;
     let first = true;
     for (;;) {
-      const reply = await this.#ctx.peers.call(from, 'pull', osdCodecs.pullRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, ...(omapAfter !== undefined ? { omapAfter } : {}) }));
+      const reply = await this.#ctx.peers.call(from, 'pull', osdCodecs.pullRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, ...(omapAfter !== undefined ? { omapAfter } : {}) }));
       const state = osdCodecs.objectState.decode(reply.header);
-      await this.applyPush({ epoch: this.#intervalEpoch, state, appendOmap: !first }, reply.payload);
+      await this.applyPush({ from: this.#ctx.osdId, epoch: this.#intervalEpoch, state, appendOmap: !first }, reply.payload);
       if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
       omapAfter = state.omap?.at(-1)?.key ?? '';
       first = false;
@@ -567,7 +608,7 @@ export class PlacementGroup {
     let first = true;
     for (;;) {
       const { state, payload } = await this.readObjectState(name, omapAfter);
-      await this.#ctx.peers.call(to, 'push', osdCodecs.pushRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, state, appendOmap: !first }), payload);
+      await this.#ctx.peers.call(to, 'push', osdCodecs.pushRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, state, appendOmap: !first }), payload);
       if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
       omapAfter = state.omap?.at(-1)?.key ?? '';
       first = false;
@@ -592,7 +633,7 @@ export class PlacementGroup {
     const remote = new Map<string, string>();
     let after = '';
     for (;;) {
-      const reply = await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize }));
+      const reply = await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize }));
       const page = osdCodecs.scanReply.decode(reply.header);
       (page.names ?? []).forEach((n, i) => remote.set(n, versionToString(versionFromWire(page.versions?.[i]))));
       if (!page.more || !page.names?.length || !this.#current(generation)) break;

@@ -8,6 +8,7 @@ import type { MonitorClient, MonitorStatusOrError } from '../client/index.js';
 import { runMonitorDaemon } from '../../monitor/main.js';
 import { runOsdDaemon } from '../../osd/main.js';
 import { configFor, withMonitors } from './config.js';
+import { formatBytes } from './objects.js';
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -71,8 +72,8 @@ async function fetchStatus(client: MonitorClient): Promise<{ map: ClusterMap; mo
   return { map, monitors };
 }
 
-export function formatOsdTree(map: ClusterMap): string {
-  const rows: string[][] = [['ID', 'WEIGHT', 'TYPE NAME', 'STATUS', 'REWEIGHT', 'IN']];
+export function formatOsdTree(map: ClusterMap, usage: Map<number, { used: number; total: number }> = new Map()): string {
+  const rows: string[][] = [['ID', 'WEIGHT', 'TYPE NAME', 'STATUS', 'REWEIGHT', 'IN', 'USED', 'SIZE']];
   const byId = new Map(map.crush.buckets.map((b) => [b.id, b]));
   const children = new Set(map.crush.buckets.flatMap((b) => b.items.map((i) => i.id)));
   const weightText = (w: number) => (w / weightOne).toFixed(5);
@@ -80,12 +81,13 @@ export function formatOsdTree(map: ClusterMap): string {
     const indent = '    '.repeat(depth);
     if (id >= 0) {
       const osd = map.osds.find((o) => o.id === id);
-      rows.push([String(id), weightText(weight), `${indent}osd.${id}`, osd?.up ? 'up' : 'down', weightText(osd?.reweight ?? 0), osd?.in ? 'in' : 'out']);
+      const u = usage.get(id);
+      rows.push([String(id), weightText(weight), `${indent}osd.${id}`, osd?.up ? 'up' : 'down', weightText(osd?.reweight ?? 0), osd?.in ? 'in' : 'out', u ? formatBytes(u.used) : '-', u ? formatBytes(u.total) : '-']);
       return;
     }
     const bucket = byId.get(id);
     if (!bucket) return;
-    rows.push([String(id), weightText(weight), `${indent}${bucket.type} ${bucket.name}`, '', '', '']);
+    rows.push([String(id), weightText(weight), `${indent}${bucket.type} ${bucket.name}`, '', '', '', '', '']);
     for (const item of bucket.items) visit(item.id, item.weight, depth + 1);
   };
   for (const bucket of map.crush.buckets) {
@@ -206,8 +208,9 @@ export function registerClusterCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       await withMonitors(command, async (client) => {
-        const map = await client.getMap();
-        print(options.json ? JSON.stringify({ buckets: map.crush.buckets, osds: map.osds }, null, 2) : formatOsdTree(map));
+        const [map, stats] = await Promise.all([client.getMap(), client.stats().catch(() => [])]);
+        const usage = new Map(stats.map((s) => [s.id ?? -1, { used: Number(s.usedBytes ?? 0), total: Number(s.totalBytes ?? 0) }]));
+        print(options.json ? JSON.stringify({ buckets: map.crush.buckets, osds: map.osds.map((o) => ({ ...o, usedBytes: usage.get(o.id)?.used, totalBytes: usage.get(o.id)?.total })) }, null, 2) : formatOsdTree(map, usage));
       });
     });
   osd.command('out').argument('<ids...>').description('mark OSDs out (their data moves elsewhere)')

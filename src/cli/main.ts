@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { StorageError } from '../common/index.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerCrushCommands } from './crush.js';
+import { registerObjectCommands } from './objects.js';
+import { registerUpCommand } from './up.js';
 import { exitStatusFor } from './exit-status.js';
 
 function buildProgram(): Command {
@@ -18,6 +20,8 @@ function buildProgram(): Command {
     .exitOverride();
   registerCrushCommands(program);
   registerClusterCommands(program);
+  registerUpCommand(program);
+  registerObjectCommands(program);
   return program;
 }
 

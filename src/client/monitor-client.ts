@@ -85,8 +85,13 @@ export class MonitorClient {
     return this.#any(monitorRpc.command, { command }, this.#options.commandTimeoutMs + 1000);
   }
 
-  async heartbeat(id: number, epoch: number): Promise<wire.HeartbeatReply.$Properties> {
-    return this.#any(monitorRpc.heartbeat, { id, epoch }, this.#options.callTimeoutMs);
+  async heartbeat(id: number, epoch: number, stats?: wire.OsdStats.$Properties): Promise<wire.HeartbeatReply.$Properties> {
+    return this.#any(monitorRpc.heartbeat, { id, epoch, ...(stats ? { stats } : {}) }, this.#options.callTimeoutMs);
+  }
+
+  /** The OSDs' latest self-reports (usage), as the leader knows them. */
+  async stats(): Promise<wire.OsdStats.$Properties[]> {
+    return (await this.#any(monitorRpc.stats, {}, this.#options.callTimeoutMs)).osds ?? [];
   }
 
   async reportFailure(target: number, reporter: number, stillFailed: boolean): Promise<void> {

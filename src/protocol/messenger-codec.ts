@@ -55,16 +55,10 @@ const kindFromWire = new Map<number, FrameKind>(
 
 const emptyBytes = new Uint8Array(0);
 
-/**
- * The prefix and header of a frame, in one buffer. With `inlinePayload` the payload is copied in behind them (worth
- * it only for small payloads: one buffer to write instead of two); otherwise the caller writes the payload itself.
- */
-export function encodeFrameHead(header: FrameHeader, payloadBytes: number, inlinePayload?: Uint8Array): Buffer {
+/** The prefix and header of a frame, in one buffer; the payload is written after it as a buffer of its own. */
+export function encodeFrameHead(header: FrameHeader, payloadBytes: number): Buffer {
   if (!Number.isInteger(payloadBytes) || payloadBytes < 0 || payloadBytes > 0xffff_ffff) {
     throw new TypeError(`frame payload length ${payloadBytes} does not fit in a u32`);
-  }
-  if (inlinePayload !== undefined && inlinePayload.length !== payloadBytes) {
-    throw new TypeError('inline payload length differs from the declared payload length');
   }
   // Only non-default fields are set: protobufjs then skips the others, which keeps small frames small.
   const message: shoal.IMessengerFrameHeader = { kind: kindToWire[header.kind] };
@@ -74,8 +68,7 @@ export function encodeFrameHead(header: FrameHeader, payloadBytes: number, inlin
   if (header.errorMessage !== '') message.errorMessage = header.errorMessage;
   if (header.opHeader.length > 0) message.opHeader = header.opHeader;
   const body = shoal.MessengerFrameHeader.encode(message).finish();
-  const total = framePrefixBytes + body.length + (inlinePayload?.length ?? 0);
-  const out = Buffer.allocUnsafe(total);
+  const out = Buffer.allocUnsafe(framePrefixBytes + body.length);
   out[0] = frameMagic0;
   out[1] = frameMagic1;
   out[2] = frameVersion;
@@ -83,7 +76,6 @@ export function encodeFrameHead(header: FrameHeader, payloadBytes: number, inlin
   out.writeUInt32BE(body.length, 4);
   out.writeUInt32BE(payloadBytes, 8);
   out.set(body, framePrefixBytes);
-  if (inlinePayload !== undefined) out.set(inlinePayload, framePrefixBytes + body.length);
   return out;
 }
 

@@ -24,6 +24,7 @@ export const monitorRpc = {
   heartbeat: unary(service, 'Heartbeat', codec(shoal.OsdHeartbeat, 'OsdHeartbeat'), codec(shoal.HeartbeatReply, 'HeartbeatReply')),
   failureReport: unary(service, 'FailureReport', codec(shoal.FailureReport, 'FailureReport'), codec(shoal.Empty, 'Empty')),
   status: unary(service, 'Status', codec(shoal.Empty, 'Empty'), codec(shoal.MonitorStatus, 'MonitorStatus')),
+  stats: unary(service, 'Stats', codec(shoal.Empty, 'Empty'), codec(shoal.StatsReply, 'StatsReply')),
 } as const;
 
 const commandVersion = 1;

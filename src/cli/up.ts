@@ -1,0 +1,191 @@
+/**
+ * `shoal up`: a whole local cluster on 127.0.0.1 for development and tests. Each daemon is its own child process of
+ * this supervisor, with `DIR/<name>.pid` and `DIR/<name>.log`, so anyone can kill one by pid. A daemon that dies is
+ * reported and, only with `--restart`, started again. Ctrl-C or SIGTERM stops everything; the next `shoal up` reuses
+ * the data and the config in DIR.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import {
+  MonitorClient,
+  StorageError,
+  clusterConfigToText,
+  defaultMonitorSettings,
+  defaultTimeouts,
+  type ClusterConfig,
+} from '../index.js';
+import { loadConfig } from './config.js';
+
+export const defaultPorts = { monitor: 7400, osd: 7600 } as const;
+
+interface UpOptions {
+  dir: string;
+  mons: string;
+  osds: string;
+  restart?: boolean;
+  pool?: boolean;
+}
+
+interface Child {
+  name: string;
+  args: string[];
+  process?: ChildProcess;
+  stopping: boolean;
+}
+
+const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+
+function count(name: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new StorageError('INVALID_ARGUMENT', `${name} must be 1..${max}`);
+  return n;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function ensureConfig(dir: string, mons: number): { path: string; config: ClusterConfig } {
+  const path = join(dir, 'shoal.conf');
+  if (existsSync(path)) return loadConfig(path);
+  const config: ClusterConfig = {
+    fsid: randomUUID(),
+    monitors: Array.from({ length: mons }, (_, i) => ({ name: String.fromCharCode(97 + i), address: `127.0.0.1:${defaultPorts.monitor + i}` })),
+    timeouts: { ...defaultTimeouts, osdGraceMs: 6000 },
+    monitor: { ...defaultMonitorSettings },
+  };
+  writeFileSync(path, clusterConfigToText(config));
+  return { path, config };
+}
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('run a local cluster (monitors and OSDs as child processes) with data and config in --dir')
+    .option('--dir <dir>', 'data, config, pid and log files', '.shoal')
+    .option('--mons <n>', 'monitors (a new cluster only; an existing one keeps its config)', '1')
+    .option('--osds <n>', 'OSDs', '3')
+    .option('--restart', 'restart a daemon that dies')
+    .option('--no-pool', 'do not create the default pool "data"')
+    .action(async (options: UpOptions) => {
+      const dir = resolve(options.dir);
+      mkdirSync(dir, { recursive: true });
+      const osds = count('--osds', options.osds, 64);
+      const { path: confPath, config } = ensureConfig(dir, count('--mons', options.mons, 7));
+      const children: Child[] = [
+        ...config.monitors.map((m) => ({ name: `mon.${m.name}`, args: ['mon', '--id', m.name, '--conf', confPath, '--data', join(dir, `mon.${m.name}`)], stopping: false })),
+        ...Array.from({ length: osds }, (_, i) => ({
+          name: `osd.${i}`,
+          args: ['osd', '--id', String(i), '--conf', confPath, '--data', join(dir, `osd.${i}`), '--listen', `127.0.0.1:${defaultPorts.osd + i}`, '--host', `node-${i}`],
+          stopping: false,
+        })),
+      ];
+      for (const child of children) {
+        const pidFile = join(dir, `${child.name}.pid`);
+        if (existsSync(pidFile)) {
+          const pid = Number(readFileSync(pidFile, 'utf8'));
+          if (Number.isInteger(pid) && isAlive(pid)) throw new StorageError('ALREADY_EXISTS', `${child.name} already runs (pid ${pid}); is another \`shoal up\` using ${dir}?`);
+        }
+      }
+      let shuttingDown = false;
+      const start = (child: Child) => {
+        const log = openSync(join(dir, `${child.name}.log`), 'a');
+        const proc = spawn(process.execPath, [cli, ...child.args], { stdio: ['ignore', log, log] });
+        closeSync(log);
+        child.process = proc;
+        writeFileSync(join(dir, `${child.name}.pid`), String(proc.pid));
+        proc.once('exit', (code, signal) => {
+          rmSync(join(dir, `${child.name}.pid`), { force: true });
+          if (shuttingDown || child.stopping) return;
+          process.stderr.write(`shoal up: ${child.name} exited (${signal ?? `code ${code}`}); ${options.restart ? 'restarting it' : 'not restarting it (use --restart)'}\n`);
+          if (options.restart) setTimeout(() => !shuttingDown && start(child), 1000);
+        });
+      };
+      for (const child of children.filter((c) => c.name.startsWith('mon.'))) start(child);
+      const monitors = new MonitorClient(config.monitors, { callTimeoutMs: 2000, commandTimeoutMs: config.timeouts.commandTimeoutMs });
+      const stopAll = async (signal: string) => {
+        if (shuttingDown) return;
+        shuttingDown = true;
+        process.stderr.write(`shoal up: ${signal}: stopping ${children.length} daemons\n`);
+        monitors.close();
+        // OSDs first, so they do not report each other to monitors that are going away.
+        const byKind = [children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
+        for (const group of byKind) {
+          await Promise.all(
+            group.map(
+              (c) =>
+                new Promise<void>((done) => {
+                  const proc = c.process;
+                  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return done();
+                  const force = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+                  proc.once('exit', () => (clearTimeout(force), done()));
+                  proc.kill('SIGTERM');
+                }),
+            ),
+          );
+        }
+        process.stderr.write('shoal up: stopped\n');
+      };
+      const stopped = new Promise<void>((resolveStopped) => {
+        process.once('SIGINT', () => void stopAll('SIGINT').then(resolveStopped));
+        process.once('SIGTERM', () => void stopAll('SIGTERM').then(resolveStopped));
+      });
+      try {
+        await waitForMap(monitors, 30_000);
+        for (const child of children.filter((c) => c.name.startsWith('osd.'))) start(child);
+        await waitForOsds(monitors, osds, 30_000);
+        if (options.pool !== false) {
+          const map = await monitors.getMap();
+          if (map.pools.length === 0) {
+            await monitors.command({ poolCreate: { name: 'data', size: Math.min(3, osds), pgNum: 32, application: 'rados' } });
+          }
+        }
+      } catch (error) {
+        await stopAll('start failed');
+        throw error;
+      }
+      const map = await monitors.getMap();
+      const lines = [
+        `Shoal cluster ${config.fsid} is up (data in ${dir})`,
+        `  config:    ${confPath}   (shoal --conf ${confPath} status, or run shoal commands from ${resolve(dir, '..')})`,
+        ...config.monitors.map((m) => `  mon.${m.name}:     ${m.address}   pid ${children.find((c) => c.name === `mon.${m.name}`)?.process?.pid}   log ${join(dir, `mon.${m.name}.log`)}`),
+        ...map.osds.filter((o) => o.id < osds).map((o) => `  osd.${o.id}:     ${o.address}   pid ${children.find((c) => c.name === `osd.${o.id}`)?.process?.pid}   log ${join(dir, `osd.${o.id}.log`)}`),
+        `  pools:     ${map.pools.map((p) => p.name).join(', ') || 'none'}`,
+        'Ctrl-C stops the cluster; `shoal up` again restarts it on the same data.',
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+      await stopped;
+    });
+}
+
+async function waitForMap(monitors: MonitorClient, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await monitors.getMap()).epoch > 0) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new StorageError('TIMEOUT', `monitors did not form a quorum within ${timeoutMs} ms: ${(error as Error).message}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function waitForOsds(monitors: MonitorClient, osds: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const map = await monitors.getMap().catch(() => undefined);
+    const up = map?.osds.filter((o) => o.id < osds && o.up).length ?? 0;
+    if (up >= osds) return;
+    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `only ${up} of ${osds} OSDs booted within ${timeoutMs} ms (see the osd.N.log files)`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
