@@ -143,9 +143,12 @@ function lookup2(bytes: Uint8Array, length: number, initval: number): number {
 const encoder = new TextEncoder();
 /** Reused so hashing a name allocates nothing unless the name is longer than any before. */
 let scratch = new Uint8Array(256);
+const scratchCodeUnitsMax = 4096;
 
 /** The object-name hash: lookup2 over the UTF-8 bytes of `name`, initval 0 (lone surrogates encode as U+FFFD). */
 export function hashName(name: string): number {
+  // A rare huge name is encoded on its own rather than growing the buffer kept for the common short ones.
+  if (name.length > scratchCodeUnitsMax) return hashBytes(encoder.encode(name), 0);
   // UTF-8 takes at most 3 bytes per UTF-16 code unit.
   if (name.length * 3 > scratch.length) scratch = new Uint8Array(name.length * 3);
   const { written } = encoder.encodeInto(name, scratch);

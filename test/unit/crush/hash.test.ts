@@ -66,6 +66,8 @@ test('hashName equals hashBytes of the UTF-8 encoding (long names, any text)', (
     }),
     { seed, numRuns: 300 },
   );
+  const huge = 'é'.repeat(5000) + '🐟'.repeat(3000);
+  assert.equal(hashName(huge), hashBytes(Buffer.from(huge, 'utf8')));
   // Lone surrogates encode as U+FFFD, as TextEncoder and Buffer both do.
   assert.equal(hashName('a\ud800b'), hashBytes(Buffer.from('a\ufffdb', 'utf8')));
 });
