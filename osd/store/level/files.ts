@@ -87,9 +87,9 @@ export class DataFiles {
     }
   }
 
-  /** Every data file id on disk (for the start-up sweep of files no committed transaction owns). */
-  async listIds(): Promise<number[]> {
-    const ids: number[] = [];
+  /** Every data file on disk, by id (ids past 2^53 cannot be ours and come back as Infinity). */
+  async list(): Promise<{ id: number; path: string }[]> {
+    const out: { id: number; path: string }[] = [];
     for (const dir of this.#dirs) {
       let names: string[];
       try {
@@ -99,10 +99,20 @@ export class DataFiles {
         throw error;
       }
       for (const name of names) {
-        if (/^[0-9a-f]{16}$/.test(name)) ids.push(parseInt(name, 16));
+        if (!/^[0-9a-f]{16}$/.test(name)) continue;
+        const id = parseInt(name, 16);
+        out.push({ id: Number.isSafeInteger(id) ? id : Infinity, path: join(dir, name) });
       }
     }
-    return ids;
+    return out;
+  }
+
+  async removePath(path: string): Promise<void> {
+    try {
+      await unlink(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
 }
 

@@ -230,10 +230,10 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     await this.#replayDeferred(kv);
 
     // Data files at or past the committed id counter belong to groups that never committed.
-    for (const id of await this.#files.listIds()) {
-      if (id >= this.#nextId) {
-        this.#log.info('removing uncommitted data file', { file: id });
-        await this.#files.remove(id);
+    for (const file of await this.#files.list()) {
+      if (file.id >= this.#nextId) {
+        this.#log.info('removing uncommitted data file', { path: file.path });
+        await this.#files.removePath(file.path);
       }
     }
 
@@ -309,6 +309,11 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       this.#kv = undefined;
       this.#state = 'stopped';
     }
+  }
+
+  /** Waits until every queued transaction is committed and the garbage collected (for tests and clean shutdowns). */
+  async settle(): Promise<void> {
+    while (this.#pump) await this.#pump;
   }
 
   /** @internal Tests only: drops everything in memory and closes LevelDB as a killed process would (no retiring). */
