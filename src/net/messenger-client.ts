@@ -161,7 +161,7 @@ export class MessengerClient {
     for (const call of this.#queue.splice(0)) if (settle(call)) call.reject(error);
     const connection = this.#connection;
     this.#connection = undefined;
-    connection?.destroy(error);
+    connection?.destroy(error, error);
   }
 
   #submit(
@@ -377,8 +377,13 @@ class ClientConnection {
     });
   }
 
-  destroy(error: StorageError): void {
+  /** Closes the connection; with `failInflight`, calls on the wire fail with it now instead of UNAVAILABLE later. */
+  destroy(error: StorageError, failInflight?: StorageError): void {
     this.#error ??= error;
+    if (failInflight !== undefined) {
+      for (const call of this.inflight.values()) if (settle(call)) call.reject(failInflight);
+      this.inflight.clear();
+    }
     this.#socket.destroy();
   }
 

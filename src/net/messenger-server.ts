@@ -290,7 +290,7 @@ class ServerConnection {
   /** Ends the connection once its running handlers have answered (now if none are running). */
   closeWhenIdle(): void {
     this.#closeWhenIdle = true;
-    if (this.#inflightRequests === 0 && !this.#closed) this.#socket.end();
+    if (this.#inflightRequests === 0 && !this.#closed) this.#hangUp();
   }
 
   /** Hands out parsed frames while nothing blocks, then pauses or resumes the socket to match. */
@@ -423,7 +423,7 @@ class ServerConnection {
     this.#hooks.release(payloadBytes);
     if (this.#closed) return;
     if (this.#closeWhenIdle && this.#inflightRequests === 0) {
-      this.#socket.end();
+      this.#hangUp();
       return;
     }
     this.pump();

@@ -20,4 +20,4 @@ export type {
 } from './messenger-server.js';
 export { MessengerClient, MessengerPool } from './messenger-client.js';
 export type { MessengerClientOptions, MessengerClientStats, MessengerPoolOptions } from './messenger-client.js';
-export { inlinePayloadBytesMax, type FrameLimits } from './messenger-frame.js';
+export type { FrameLimits } from './messenger-frame.js';

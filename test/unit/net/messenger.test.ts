@@ -237,6 +237,30 @@ test('messenger: a server that goes away fails in-flight requests with UNAVAILAB
   thirdClient.close();
 });
 
+test('messenger: stop lets running handlers answer within the grace; a closed client fails its calls with SHUTTING_DOWN', async (t) => {
+  const held = gate();
+  const server = new MessengerServer({ address: '127.0.0.1:0', stopGraceMs: 5000 }).onRequest(async (request) => {
+    await held.promise;
+    return { payload: request.payload };
+  });
+  await server.start();
+  const client = clientFor(t, server);
+  const running = client.request('r', noBytes, Buffer.from('answered'), { timeoutMs });
+  await until('the handler runs', () => server.stats().connections[0]?.inflightRequests === 1);
+  const stopped = server.stop();
+  held.open();
+  assert.equal((await running).payload.toString(), 'answered');
+  await stopped;
+
+  const other = await startServer(t, () => new Promise(() => {}));
+  const closing = clientFor(t, other);
+  const pending = closing.request('r', noBytes, undefined, { timeoutMs });
+  await until('the request is on the wire', () => closing.stats().inflightRequests === 1);
+  closing.close();
+  await assert.rejects(pending, isCode('SHUTTING_DOWN'));
+  await assert.rejects(closing.request('r', noBytes, undefined, { timeoutMs }), isCode('SHUTTING_DOWN'));
+});
+
 test('messenger: hostile bytes close only the offending connection; the server keeps serving the others', async (t) => {
   const random = seededRandom(t);
   const server = await startServer(t, echo, { payloadBytesMax: 1024 * 1024, idleTimeoutMs: 200 });
