@@ -7,6 +7,9 @@ import { createLogger, systemClock, type ClusterConfig, type LogLevel } from '..
 import { createOsd } from './osd.js';
 import { LevelStore } from './store/index.js';
 
+/** The largest object an OSD accepts (the messenger's payload bound is the same). */
+export const objectBytesMax = 128 * 1024 * 1024;
+
 export interface OsdDaemonOptions {
   id: number;
   config: ClusterConfig;
@@ -21,7 +24,12 @@ export interface OsdDaemonOptions {
 
 export async function runOsdDaemon(options: OsdDaemonOptions): Promise<void> {
   const logger = createLogger({ name: `osd.${options.id}`, level: options.logLevel, json: options.logJson });
-  const store = new LevelStore({ dir: options.dataDir, logger: logger.child({ part: 'store' }) });
+  // A transaction carries a whole object plus its log entry and metadata, so it may exceed the largest object.
+  const store = new LevelStore({
+    dir: options.dataDir,
+    logger: logger.child({ part: 'store' }),
+    limits: { objectBytesMax: objectBytesMax, transactionBytesMax: objectBytesMax + 16 * 1024 * 1024 },
+  });
   const osd = createOsd(
     {
       id: options.id,

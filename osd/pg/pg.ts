@@ -115,7 +115,12 @@ export class PlacementGroup {
 
   /** Opens a PG from what the store holds (an empty history when it holds nothing). */
   static async load(ctx: PgContext, poolId: number, seed: number): Promise<PlacementGroup> {
-    const name = pgName(poolId, seed);
+    const { log, lastEpochStarted } = await PlacementGroup.#loadLog(ctx, pgName(poolId, seed));
+    return new PlacementGroup(ctx, poolId, seed, log, lastEpochStarted);
+  }
+
+  /** The durable log and info of a PG, as the store holds them. */
+  static async #loadLog(ctx: PgContext, name: string): Promise<{ log: PgLog; lastEpochStarted: number }> {
     const infoBytes = await ctx.store.pgMetaGet(name, infoKey);
     const info = infoBytes ? decodePgInfo(infoBytes) : undefined;
     const entries: LogEntry[] = [];
@@ -128,7 +133,7 @@ export class PlacementGroup {
     }
     const tail = versionFromWire(info?.logTail);
     const log = new PgLog(ctx.settings.logEntriesMax, tail, entries.filter((e) => compareVersions(e.version, tail) > 0));
-    return new PlacementGroup(ctx, poolId, seed, log, Number(info?.lastEpochStarted ?? 0));
+    return { log, lastEpochStarted: Number(info?.lastEpochStarted ?? 0) };
   }
 
   get state(): PgState {
@@ -307,7 +312,11 @@ export class PlacementGroup {
         const dup = this.#log.findDup(reqid);
         if (dup) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
       }
-      const outcome = await evaluateOps(this.#ctx.store, oid, ops);
+      const outcome = await evaluateOps(this.#ctx.store, oid, ops).catch(async (error: unknown) => {
+        if (!(error instanceof StorageError) || error.code !== 'CHECKSUM_MISMATCH') throw error;
+        await this.#repairFromPeer(name, error);
+        return evaluateOps(this.#ctx.store, oid, ops);
+      });
       if (!writes) return { reply: { version: outcome.version, results: outcome.results }, chunks: outcome.chunks };
       const generation = this.#peeringGeneration;
       const existsAfter = await this.#replicate(oid, ops, payload, outcome.exists, outcome.version, reqid);
@@ -318,6 +327,21 @@ export class PlacementGroup {
       }
       return { reply: { version: this.#log.head, results: outcome.results }, chunks: outcome.chunks };
     });
+  }
+
+  /** Replaces a locally corrupt object with a good copy from another member (all members agree while active). */
+  async #repairFromPeer(name: string, cause: StorageError): Promise<void> {
+    for (const osd of this.#acting) {
+      if (osd < 0 || osd === this.#ctx.osdId) continue;
+      try {
+        await this.#pull(osd, name);
+        this.#ctx.logger.warn('repaired a corrupt object from a replica', { pg: this.name, object: name, from: osd, error: cause.message });
+        return;
+      } catch (error) {
+        this.#ctx.logger.warn('repair from replica failed', { pg: this.name, object: name, from: osd, error: String(error) });
+      }
+    }
+    throw cause;
   }
 
   async #replicate(
@@ -349,19 +373,22 @@ export class PlacementGroup {
     const local = this.#ctx.store.apply(tx);
     const remote = this.#acting.filter((o) => o >= 0 && o !== this.#ctx.osdId).map((o) => this.#ctx.peers.call(o, 'rep-op', header, payload));
     try {
-      await Promise.all([local, ...remote]);
-      return plan.existsAfter;
-    } catch (error) {
+      const settled = await Promise.allSettled([local, ...remote]);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (!failed) return plan.existsAfter;
       // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
-      // client's resend is then recognised as a duplicate.
-      const failure = StorageError.from(error);
+      // client's resend is then recognised as a duplicate (or, if no member applied it, executed again).
+      const failure = StorageError.from(failed.reason);
       this.#ctx.logger.warn('replication failed; re-peering', { pg: this.name, version: versionToString(version), error: failure.message });
       if (this.#state === 'active' && this.#primary === this.#ctx.osdId) {
         this.#state = 'peering';
         this.#peeringGeneration++;
         void this.#peer(this.#peeringGeneration);
       }
-      throw new StorageError('UNAVAILABLE', `${this.name}: replication of ${versionToString(version)} failed: ${failure.message}`, { cause: error });
+      // The store refused the change itself (too large, malformed): every member refuses it alike, so say why.
+      const localFailure = settled[0]?.status === 'rejected' ? StorageError.from(settled[0].reason) : undefined;
+      if (localFailure && (localFailure.code === 'TOO_LARGE' || localFailure.code === 'INVALID_ARGUMENT')) throw localFailure;
+      throw new StorageError('UNAVAILABLE', `${this.name}: replication of ${versionToString(version)} failed: ${failure.message}`, { cause: failed.reason });
     } finally {
       this.#inflight--;
       if (this.#inflight === 0) for (const done of this.#idle.splice(0)) done();
@@ -496,6 +523,10 @@ export class PlacementGroup {
     if (!pool) return;
     try {
       await this.#waitIdle();
+      if (!this.#current(generation)) return;
+      // Every submitted change has settled: the store now holds the truth. An entry whose local commit failed may
+      // still sit in memory; peering starts from what is durable.
+      this.#log = (await PlacementGroup.#loadLog(this.#ctx, this.name)).log;
       if (!this.#current(generation)) return;
       const members = this.#acting.filter((o) => o >= 0);
       if (members.length < pool.minSize) {

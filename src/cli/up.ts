@@ -24,6 +24,7 @@ export const defaultPorts = { monitor: 7400, osd: 7600 } as const;
 
 interface UpOptions {
   dir: string;
+  osdPort: string;
   mons: string;
   osds: string;
   restart?: boolean;
@@ -74,6 +75,7 @@ export function registerUpCommand(program: Command): void {
     .option('--dir <dir>', 'data, config, pid and log files', '.shoal')
     .option('--mons <n>', 'monitors (a new cluster only; an existing one keeps its config)', '1')
     .option('--osds <n>', 'OSDs', '3')
+    .option('--osd-port <port>', 'first OSD port (osd.N listens on it + N)', String(defaultPorts.osd))
     .option('--restart', 'restart a daemon that dies')
     .option('--no-pool', 'do not create the default pool "data"')
     .action(async (options: UpOptions) => {
@@ -85,7 +87,7 @@ export function registerUpCommand(program: Command): void {
         ...config.monitors.map((m) => ({ name: `mon.${m.name}`, args: ['mon', '--id', m.name, '--conf', confPath, '--data', join(dir, `mon.${m.name}`)], stopping: false })),
         ...Array.from({ length: osds }, (_, i) => ({
           name: `osd.${i}`,
-          args: ['osd', '--id', String(i), '--conf', confPath, '--data', join(dir, `osd.${i}`), '--listen', `127.0.0.1:${defaultPorts.osd + i}`, '--host', `node-${i}`],
+          args: ['osd', '--id', String(i), '--conf', confPath, '--data', join(dir, `osd.${i}`), '--listen', `127.0.0.1:${count('--osd-port', options.osdPort, 65000) + i}`, '--host', `node-${i}`],
           stopping: false,
         })),
       ];
