@@ -109,6 +109,7 @@ export class MessengerClient {
   constructor(options: MessengerClientOptions) {
     this.address = options.address;
     ({ host: this.#host, port: this.#port } = parseAddress(options.address));
+    if (this.#port === 0) throw new StorageError('INVALID_ARGUMENT', `cannot connect to port 0 (${options.address})`);
     this.#options = options;
     this.#logger = (options.logger ?? silentLogger).child({ peer: options.address });
     this.#clock = options.clock ?? systemClock;
