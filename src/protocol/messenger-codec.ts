@@ -15,6 +15,7 @@
  * socket's bytes. Decoding never trusts its input: a bad magic, flags or kind, or an undecodable header raise
  * CORRUPT_DATA, a version this build does not speak UNSUPPORTED_VERSION.
  */
+import $protobuf from 'protobufjs/minimal.js';
 import { StorageError } from '../common/index.js';
 import { decodeMessage } from './cluster-map.js';
 import { shoal } from './generated/shoal.js';
@@ -67,15 +68,16 @@ export function encodeFrameHead(header: FrameHeader, payloadBytes: number): Buff
   if (header.errorCode !== '') message.errorCode = header.errorCode;
   if (header.errorMessage !== '') message.errorMessage = header.errorMessage;
   if (header.opHeader.length > 0) message.opHeader = header.opHeader;
-  const body = shoal.MessengerFrameHeader.encode(message).finish();
-  const out = Buffer.allocUnsafe(framePrefixBytes + body.length);
+  // The prefix is reserved in the same writer and filled in afterwards: one allocation, no copy of the header.
+  const writer = $protobuf.Writer.create().fixed32(0).fixed32(0).fixed32(0);
+  const bytes = shoal.MessengerFrameHeader.encode(message, writer).finish();
+  const out = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   out[0] = frameMagic0;
   out[1] = frameMagic1;
   out[2] = frameVersion;
   out[3] = 0;
-  out.writeUInt32BE(body.length, 4);
-  out.writeUInt32BE(payloadBytes, 8);
-  out.set(body, framePrefixBytes);
+  writeU32(out, 4, out.length - framePrefixBytes);
+  writeU32(out, 8, payloadBytes);
   return out;
 }
 
@@ -92,6 +94,13 @@ export function decodeFramePrefix(bytes: Uint8Array, offset = 0): FramePrefix {
     throw new StorageError('CORRUPT_DATA', `messenger frame: unknown flags ${bytes[offset + 3]}`);
   }
   return { headerBytes: readU32(bytes, offset + 4), payloadBytes: readU32(bytes, offset + 8) };
+}
+
+function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
 }
 
 function readU32(bytes: Uint8Array, at: number): number {
