@@ -6,6 +6,9 @@ type Benchmark = () => Promise<void>;
 
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   crush: async () => (await import('./crush.js')).run,
+  objects: async () => (await import('./objects.js')).run,
+  store: async () => (await import('./store.js')).run,
+  messenger: async () => (await import('./messenger.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

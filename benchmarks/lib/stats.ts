@@ -1,0 +1,68 @@
+/** Shared measuring helpers for benchmarks: closed-loop load with a fixed number in flight, percentiles, baselines. */
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface LoadResult {
+  ops: number;
+  bytes: number;
+  seconds: number;
+  latenciesMs: number[];
+  errors: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** Runs `op(i)` with `inFlight` concurrent workers until `count` ops or `seconds` elapsed, whichever comes first. */
+export async function closedLoop(inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>): Promise<LoadResult> {
+  const latenciesMs: number[] = [];
+  let next = 0;
+  let bytes = 0;
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + (limits.seconds ?? 3600) * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline && (limits.count === undefined || next < limits.count)) {
+      const i = next++;
+      const t0 = performance.now();
+      try {
+        bytes += await op(i);
+        latenciesMs.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  latenciesMs.sort((a, b) => a - b);
+  return { ops: latenciesMs.length, bytes, seconds, latenciesMs, errors };
+}
+
+export function describe(name: string, r: LoadResult): string {
+  const opsPerSecond = r.ops / r.seconds;
+  const mbPerSecond = r.bytes / r.seconds / 1e6;
+  return `${name.padEnd(28)} ${opsPerSecond.toFixed(0).padStart(8)} ops/s ${mbPerSecond.toFixed(1).padStart(8)} MB/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2).padStart(8)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2).padStart(8)} ms${r.errors ? `  errors ${r.errors}` : ''}`;
+}
+
+/** Sequential write bandwidth of a plain file in `dir` (MB/s), `chunkBytes` per write, fdatasync after each when `durable`. */
+export function plainFileWriteMBps(dir: string, totalBytes: number, chunkBytes: number, durable: boolean): number {
+  const path = join(dir, `baseline-${process.pid}.bin`);
+  const chunk = Buffer.alloc(chunkBytes, 0x5a);
+  const fd = openSync(path, 'w');
+  const started = performance.now();
+  try {
+    for (let written = 0; written < totalBytes; written += chunkBytes) {
+      writeSync(fd, chunk);
+      if (durable) fdatasyncSync(fd);
+    }
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  rmSync(path, { force: true });
+  return totalBytes / seconds / 1e6;
+}

@@ -1,0 +1,74 @@
+/**
+ * `npm run bench -- objects`: a real local cluster (`shoal up`: 1 monitor, 3 OSD processes, pool size 3) driven by
+ * the object client: 4 KiB and 4 MiB writes and reads with 16 in flight. The 4 MiB write throughput is compared with
+ * its limit on this machine: sequential write bandwidth of a plain file on the same disk divided by 3 (every byte is
+ * written three times), measured in the same run.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ObjectClient, clusterConfigToText, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
+import { writeFileSync } from 'node:fs';
+import { closedLoop, describe, plainFileWriteMBps } from './lib/stats.js';
+import { freePortPair } from './lib/ports.js';
+
+const inFlight = 16;
+const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-objects-'));
+  const [monPort, osdPort] = await freePortPair();
+  const conf = join(dir, 'shoal.conf');
+  writeFileSync(conf, clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000001', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
+  const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
+  const up = spawn(process.execPath, [cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-pool'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  up.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    for (let waited = 0; !output.includes('is up'); waited += 100) {
+      if (waited > 60_000 || up.exitCode !== null) throw new Error(`shoal up did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const config = parseClusterConfig(readFileSync(conf, 'utf8'));
+    const client = new ObjectClient(config);
+    await client.start();
+    await client.monitors.command({ poolCreate: { name: 'bench', size: 3, pgNum: 64 } });
+    while (!client.map().pools.some((p) => p.name === 'bench')) await new Promise((r) => setTimeout(r, 50));
+    // Warm up: one write into every PG, so peering of the new pool is not timed.
+    await closedLoop(inFlight, { count: 512 }, async (i) => (await client.put('bench', `warm-${i}`, Buffer.from('w')), 1));
+
+    const small = randomBytes(4096);
+    const large = randomBytes(4 * 1024 * 1024);
+    const smallObjects = 2000;
+    const largeObjects = 48;
+    console.log(`cluster: 1 monitor + 3 OSD processes on 127.0.0.1, pool size 3, 64 PGs; ${inFlight} in flight; ${seconds} s per phase; data in ${dir}`);
+    const w4k = await closedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `s-${i % smallObjects}`, small), small.length));
+    console.log(describe('write 4 KiB', w4k));
+    const written4k = Math.min(w4k.ops, smallObjects);
+    const r4k = await closedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `s-${i % written4k}`)).length);
+    console.log(describe('read 4 KiB', r4k));
+    const w4m = await closedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `l-${i % largeObjects}`, large), large.length));
+    console.log(describe('write 4 MiB', w4m));
+    const written4m = Math.min(w4m.ops, largeObjects);
+    const r4m = await closedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `l-${i % written4m}`)).length);
+    console.log(describe('read 4 MiB', r4m));
+    await client.stop();
+
+    const fileDurable = plainFileWriteMBps(dir, 1024 * 1024 * 1024, 4 * 1024 * 1024, true);
+    const fileBuffered = plainFileWriteMBps(dir, 1024 * 1024 * 1024, 4 * 1024 * 1024, false);
+    const limit = fileDurable / 3;
+    const w4mMBps = w4m.bytes / w4m.seconds / 1e6;
+    console.log(`baseline: plain file sequential write, 4 MiB chunks, same disk: ${fileDurable.toFixed(0)} MB/s with fdatasync per chunk, ${fileBuffered.toFixed(0)} MB/s with one fsync at the end`);
+    console.log(`4 MiB write throughput / limit (durable plain-file bandwidth / 3 = ${limit.toFixed(0)} MB/s): ${(w4mMBps / limit).toFixed(2)} (goal >= 0.50)`);
+    console.log(`4 MiB write throughput / (buffered plain-file bandwidth / 3 = ${(fileBuffered / 3).toFixed(0)} MB/s): ${(w4mMBps / (fileBuffered / 3)).toFixed(2)}`);
+    const cephRados4k = 761;
+    console.log(`4 KiB writes: ${(w4k.ops / w4k.seconds).toFixed(0)} ops/s = ${(w4k.ops / w4k.seconds / cephRados4k).toFixed(2)}x Ceph's rados bench -b 4096 -t 16 (${cephRados4k} ops/s, ../shared/anchors/ceph/RESULTS.md, same machine; goal >= 2x)`);
+    console.log('command: npm run bench -- objects   (SHOAL_BENCH_SECONDS sets the phase length)');
+  } finally {
+    up.kill('SIGTERM');
+    await new Promise((r) => up.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
