@@ -40,6 +40,8 @@ import { compareUtf8 } from '../limits.js';
 
 /** Data is copied and checksummed in pieces of this size (a multiple of any block size we use). */
 const pieceBytes = 1024 * 1024;
+/** Objects of a group whose data is prepared at once (bounds memory and open files). */
+const finalizeConcurrency = 8;
 
 export interface CommitEnv {
   readonly kv: KvStore;
@@ -108,8 +110,8 @@ function covered(from: number, to: number, extents: readonly Extent[]): number {
 /** Reads committed data (inline blobs and file blocks), verifying checksums, for one commit group. */
 class BaseReader {
   readonly #env: CommitEnv;
-  #inline = new Map<number, Buffer>();
-  #handles = new Map<number, FileHandle>();
+  #inline = new Map<number, Promise<Buffer>>();
+  #handles = new Map<number, Promise<FileHandle>>();
 
   constructor(env: CommitEnv) {
     this.#env = env;
@@ -120,33 +122,37 @@ class BaseReader {
     if (base.kind === 'inline') {
       let blob = this.#inline.get(base.id);
       if (!blob) {
-        const value = await this.#env.kv.get(keys.inlineData(base.id));
-        if (!value) throw new StorageError('CORRUPT_DATA', `inline data ${base.id} is missing`);
-        blob = decodeBlob('inlineData', value);
-        if (blob.length !== base.size || crc32c(blob) !== base.crc) {
-          throw new StorageError('CHECKSUM_MISMATCH', `inline data ${base.id} does not match its checksum`);
-        }
+        const { id, size, crc } = base;
+        blob = (async () => {
+          const value = await this.#env.kv.get(keys.inlineData(id));
+          if (!value) throw new StorageError('CORRUPT_DATA', `inline data ${id} is missing`);
+          const bytes = decodeBlob('inlineData', value);
+          if (bytes.length !== size || crc32c(bytes) !== crc) {
+            throw new StorageError('CHECKSUM_MISMATCH', `inline data ${id} does not match its checksum`);
+          }
+          return bytes;
+        })();
         this.#inline.set(base.id, blob);
       }
-      return blob.subarray(from, to);
+      return (await blob).subarray(from, to);
     }
     const bs = base.blockBytes;
     const first = Math.floor(from / bs);
     const end = Math.ceil(to / bs);
     const start = first * bs;
-    let handle = this.#handles.get(base.id);
-    if (!handle) {
-      handle = await this.#env.files.openRead(base.id);
-      this.#handles.set(base.id, handle);
+    let opening = this.#handles.get(base.id);
+    if (!opening) {
+      opening = this.#env.files.openRead(base.id);
+      this.#handles.set(base.id, opening);
     }
-    const bytes = await readFully(handle, start, Math.min(end * bs, base.size) - start);
+    const bytes = await readFully(await opening, start, Math.min(end * bs, base.size) - start);
     const crcs = await loadChecksums(this.#env.kv, base.id, first, end);
     verifyBlocks(bytes, first, bs, crcs, `data file ${base.id}`);
     return bytes.subarray(from - start, to - start);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#handles.values()].map((h) => h.close()));
+    await Promise.allSettled([...this.#handles.values()].map(async (h) => (await h).close()));
     this.#handles.clear();
   }
 }
@@ -165,6 +171,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
   const before: Refs = { files: new Set(), inline: new Set(), omap: new Set() };
   const after: Refs = { files: new Set(), inline: new Set(), omap: new Set() };
   const dirsToSync = new Set<string>();
+  const newFiles: FileHandle[] = [];
   /** Files changed directly (and fsync'd) in this group: their older deferred writes can be retired. */
   const syncedFiles = new Set<number>();
 
@@ -221,10 +228,12 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
         for (let at = from; at < to; at += bs) setCrc(at / bs, crc32c(bytes.subarray(at - from, Math.min(at - from + bs, to - from))));
         await writeAll(handle, bytes, from);
       }
-      await env.files.sync(handle);
-    } finally {
+    } catch (error) {
       await handle.close();
+      throw error;
     }
+    // Synced with the group's other new files, all at once, before the commit.
+    newFiles.push(handle);
     dirsToSync.add(env.files.dirOf(id));
     putChecksums(id, chunks);
     return { kind: 'file', id, blockBytes: bs };
@@ -351,30 +360,44 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
 
   const statsDelta = new Map<number, { objects: number; bytes: number }>();
   try {
-    for (const o of ws.objects.values()) {
-      addRefs(before, o.durable);
-      if (!o.changed) {
-        addRefs(after, o.durable);
-        continue;
-      }
-      let onode: Onode | undefined;
-      if (o.exists) {
-        const data = await finalData(o);
-        const omapId = finalOmap(o);
-        const xattrs = new Map([...o.xattrs].sort(([a], [b]) => compareUtf8(a, b)));
-        onode = { size: o.size, mtimeMs: o.mtimeMs, data, omapId, xattrs };
-        plan.ops.push({ type: 'put', key: keys.onode(o.cid, o.name), value: encodeOnode(onode) });
-      } else if (o.durable) {
-        plan.ops.push({ type: 'del', key: keys.onode(o.cid, o.name) });
-      }
-      addRefs(after, onode);
-      const delta = statsDelta.get(o.cid) ?? { objects: 0, bytes: 0 };
-      delta.objects += (onode ? 1 : 0) - (o.durable ? 1 : 0);
-      delta.bytes += (onode?.size ?? 0) - (o.durable?.size ?? 0);
-      statsDelta.set(o.cid, delta);
-    }
+    await finalizeObjects();
+    await Promise.all(newFiles.map((handle) => env.files.sync(handle)));
   } finally {
+    await Promise.allSettled(newFiles.map((handle) => handle.close()));
     await reader.close();
+  }
+
+  /** Objects are independent (one file each), so their data is prepared side by side, a few at a time. */
+  async function finalizeObjects(): Promise<void> {
+    const objects = [...ws.objects.values()];
+    let next = 0;
+    const workers = Array.from({ length: Math.min(finalizeConcurrency, objects.length) }, async () => {
+      while (next < objects.length) await finalizeObject(objects[next++] as WorkingObject);
+    });
+    await Promise.all(workers);
+  }
+
+  async function finalizeObject(o: WorkingObject): Promise<void> {
+    addRefs(before, o.durable);
+    if (!o.changed) {
+      addRefs(after, o.durable);
+      return;
+    }
+    let onode: Onode | undefined;
+    if (o.exists) {
+      const data = await finalData(o);
+      const omapId = finalOmap(o);
+      const xattrs = new Map([...o.xattrs].sort(([a], [b]) => compareUtf8(a, b)));
+      onode = { size: o.size, mtimeMs: o.mtimeMs, data, omapId, xattrs };
+      plan.ops.push({ type: 'put', key: keys.onode(o.cid, o.name), value: encodeOnode(onode) });
+    } else if (o.durable) {
+      plan.ops.push({ type: 'del', key: keys.onode(o.cid, o.name) });
+    }
+    addRefs(after, onode);
+    const delta = statsDelta.get(o.cid) ?? { objects: 0, bytes: 0 };
+    delta.objects += (onode ? 1 : 0) - (o.durable ? 1 : 0);
+    delta.bytes += (onode?.size ?? 0) - (o.durable?.size ?? 0);
+    statsDelta.set(o.cid, delta);
   }
 
   const addGc = (record: GcRecord) => {
@@ -425,6 +448,6 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
 
   // Always written: the start-up sweep removes data files at or past it, so it must cover every file committed.
   plan.ops.push({ type: 'put', key: keys.counters, value: encodeCounters({ nextId: ws.nextId }) });
-  for (const dir of dirsToSync) await env.files.syncDir(dir);
+  await Promise.all([...dirsToSync].map((dir) => env.files.syncDir(dir)));
   return plan;
 }

@@ -1,6 +1,6 @@
 /**
- * The data files of a LevelStore: `data/<xx>/<id as 16 hex digits>`, where `xx` is the low byte of the id, so no
- * directory grows past 1/256 of the files. Files are raw object bytes; a file may be shorter than its object (the
+ * The data files of a LevelStore: `data/<xx>/<id as 16 hex digits>`, where `xx` is (id / 1024) mod 256, so no
+ * directory grows past about 1/256 of the files and files created together share a directory. Files are raw object bytes; a file may be shorter than its object (the
  * rest reads as zeros) and may hold stale bytes past the object's end (never read).
  */
 import { constants } from 'node:fs';
@@ -8,6 +8,7 @@ import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path';
 
 const fanout = 256;
+const idsPerDirRun = 1024;
 const zeroChunk = Buffer.alloc(1024 * 1024);
 
 export class DataFiles {
@@ -19,8 +20,9 @@ export class DataFiles {
     this.root = root;
   }
 
+  /** Runs of 1024 consecutive ids share a directory, so the files of one commit group need one directory fsync. */
   dirOf(id: number): string {
-    return join(this.root, (id % fanout).toString(16).padStart(2, '0'));
+    return join(this.root, (Math.floor(id / idsPerDirRun) % fanout).toString(16).padStart(2, '0'));
   }
 
   pathOf(id: number): string {

@@ -425,6 +425,8 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
         const value = await kv.get(keys.onode(cid, name));
         return value ? decodeOnode(value) : undefined;
       },
+      onodes: async (wanted) =>
+        (await kv.getMany(wanted.map((w) => keys.onode(w.cid, w.name)))).map((value) => (value ? decodeOnode(value) : undefined)),
       omapEntries: async (omapId, max) =>
         (await kv.entries({ ...keys.omapRange(omapId), limit: max })).map(
           ([key, value]) => [keyTail(key), Buffer.from(decodeBlob('omapValue', value))] as [string, Buffer],
@@ -456,6 +458,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     const kv = this.#kv as KvStore;
     const ws = new WorkingSet(this.#view(kv), this.#nextId);
     const accepted: Pending[] = [];
+    await ws.prefetch(group.map((item) => item.tx));
     for (const item of group) {
       try {
         await ws.apply(item.tx, this.#clock.nowMs());
@@ -489,7 +492,8 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
         committed = true;
         this.#publish(ws, plan);
         if (!this.#options.debugSkipDeferredApply) {
-          for (const d of plan.deferred) await this.#applyDeferredWrite(d.write, true);
+          // One record per file per group, so the files can be written side by side.
+          await Promise.all(plan.deferred.map((d) => this.#applyDeferredWrite(d.write, true)));
         }
       });
     } catch (error) {
@@ -561,15 +565,18 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     if (this.#pendingDeferred.size === 0) return;
     const kv = this.#kv as KvStore;
     const ops: KvOp[] = [];
-    for (const [fileId, records] of this.#pendingDeferred) {
-      const handle = await this.#files.openExisting(fileId);
-      if (handle) {
+    await Promise.all(
+      [...this.#pendingDeferred.keys()].map(async (fileId) => {
+        const handle = await this.#files.openExisting(fileId);
+        if (!handle) return;
         try {
           await this.#files.sync(handle);
         } finally {
           await handle.close();
         }
-      }
+      }),
+    );
+    for (const records of this.#pendingDeferred.values()) {
       for (const r of records) ops.push({ type: 'del', key: keys.deferredWrite(r.seq) });
     }
     // Not synced: if lost in a crash, replay rewrites bytes that are already there.

@@ -72,6 +72,8 @@ export interface CommittedView {
   usedBytes(): number;
   collection(pg: string): CollectionRecord | undefined;
   onode(cid: number, name: string): Promise<Onode | undefined>;
+  /** Several onodes in one LevelDB round trip. */
+  onodes(keys: readonly { cid: number; name: string }[]): Promise<(Onode | undefined)[]>;
   /** Up to `max` entries of a committed omap set, in key order. */
   omapEntries(omapId: number, max: number): Promise<[string, Buffer][]>;
 }
@@ -161,6 +163,30 @@ export class WorkingSet {
     this.nextId = nextId;
   }
 
+  /** Onodes fetched ahead of the transactions that will ask for them, by `cid:name`. */
+  #prefetched = new Map<string, Onode | undefined>();
+
+  /** Loads, in one round trip, the committed onodes the given transactions name (an optimisation only). */
+  async prefetch(txs: readonly TransactionLike[]): Promise<void> {
+    const wanted = new Map<string, { cid: number; name: string }>();
+    const want = (oid: ObjectId) => {
+      const cid = this.#view.collection(oid.pg)?.cid;
+      if (cid !== undefined) wanted.set(`${cid}:${oid.name}`, { cid, name: oid.name });
+    };
+    for (const tx of txs) {
+      for (const op of tx.ops) {
+        if ('oid' in op) want(op.oid);
+        else if ('src' in op) {
+          want(op.src);
+          want(op.dst);
+        }
+      }
+    }
+    const list = [...wanted.values()];
+    const onodes = await this.#view.onodes(list);
+    list.forEach((k, i) => this.#prefetched.set(`${k.cid}:${k.name}`, onodes[i]));
+  }
+
   /** Applies one transaction; on failure nothing of it remains and the error is rethrown. */
   async apply(tx: TransactionLike, nowMs: number): Promise<void> {
     this.#undo = [];
@@ -223,7 +249,11 @@ export class WorkingSet {
     const key = `${current.cid}:${oid.name}`;
     let object = this.objects.get(key);
     if (!object) {
-      const durable = current.created ? undefined : await this.#view.onode(current.cid, oid.name);
+      const durable = current.created
+        ? undefined
+        : this.#prefetched.has(key)
+          ? this.#prefetched.get(key)
+          : await this.#view.onode(current.cid, oid.name);
       object = {
         key,
         cid: current.cid,
