@@ -103,7 +103,8 @@ export interface ObjectStore extends Startable {
    * Applies every op or none. When the promise resolves the change is durable (survives a crash or power loss of
    * the backend's kind). Validation errors (INVALID_ARGUMENT, TOO_LARGE, NOT_FOUND on `clone`/`rename`/strict
    * `remove`, ALREADY_EXISTS, NO_SPACE, CHECKSUM_MISMATCH when an op must read corrupt data) leave the store
-   * unchanged. BUSY when the commit queue is full; SHUTTING_DOWN once `stop` began.
+   * unchanged. BUSY when the commit queue is full; SHUTTING_DOWN once `stop` began. Transactions apply in the order
+   * `apply` was called, whether or not the caller awaited the previous one.
    */
   apply(tx: TransactionLike): Promise<void>;
   /**
