@@ -76,10 +76,15 @@ export class FaultyStore implements ObjectStore, CorruptibleStore {
     this.#crashWaiters.clear();
   }
 
-  /** After a crash: waits for the inner store to settle, restarts it (which runs its recovery) and accepts calls again. */
+  /**
+   * After a crash: waits for the inner store to settle, restarts it (which runs its recovery) and accepts calls
+   * again. A store that can drop its memory the way a killed process does (`crashForTest`) is restarted that way.
+   */
   async restart(): Promise<void> {
     await Promise.allSettled([...this.#inFlight]);
-    await this.inner.stop();
+    const crashable = this.inner as ObjectStore & { crashForTest?: () => Promise<void> };
+    if (this.#crashed && typeof crashable.crashForTest === 'function') await crashable.crashForTest();
+    else await this.inner.stop();
     await this.inner.start();
     this.#crashed = false;
   }

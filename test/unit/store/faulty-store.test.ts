@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StorageError } from '../../../src/common/index.js';
-import { FaultyStore, MemStore, Transaction } from '../../../osd/store/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FaultyStore, LevelStore, MemStore, Transaction } from '../../../osd/store/index.js';
 import { seededRandom } from '../../helpers/seed.js';
 
 const oid = (name: string) => ({ pg: '1.0', name });
@@ -71,4 +74,24 @@ test('FaultyStore: damage is delegated to the wrapped store', async () => {
   await assert.rejects(store.read(oid('x')), isCode('CHECKSUM_MISMATCH'));
   assert.equal((await store.read(oid('x'), 0, 4096)).length, 4096);
   await store.stop();
+});
+
+test('FaultyStore over LevelStore: a crash drops the process state, restart replays, and acknowledged data is there', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-faulty-'));
+  const store = new FaultyStore(new LevelStore({ dir }), { seed: 4 });
+  await store.start();
+  try {
+    const data = Buffer.alloc(300_000, 9);
+    await store.apply(new Transaction().write(oid('big'), 0, data));
+    await store.apply(new Transaction().write(oid('big'), 8192, Buffer.alloc(4096, 1)));
+    store.crash();
+    await store.restart();
+    data.fill(1, 8192, 8192 + 4096);
+    assert.deepEqual(await store.read(oid('big')), data);
+    await store.corrupt(oid('big'), { kind: 'flip', offset: 150_000 });
+    await assert.rejects(store.read(oid('big')), isCode('CHECKSUM_MISMATCH'));
+  } finally {
+    await store.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
