@@ -32,7 +32,7 @@ import {
   type Onode,
   type OnodeData,
 } from './codec.js';
-import { readFully, writeAll, type DataFiles } from './files.js';
+import { readFully, writeAll, type DataFiles, type FileLease } from './files.js';
 import type { KvOp, KvStore } from './kv.js';
 import type { Base, Extent, WorkingObject, WorkingSet } from './working.js';
 import type { FileHandle } from 'node:fs/promises';
@@ -111,7 +111,7 @@ function covered(from: number, to: number, extents: readonly Extent[]): number {
 class BaseReader {
   readonly #env: CommitEnv;
   #inline = new Map<number, Promise<Buffer>>();
-  #handles = new Map<number, Promise<FileHandle>>();
+  #handles = new Map<number, Promise<FileLease>>();
 
   constructor(env: CommitEnv) {
     this.#env = env;
@@ -145,7 +145,7 @@ class BaseReader {
       opening = this.#env.files.openRead(base.id);
       this.#handles.set(base.id, opening);
     }
-    const bytes = await readFully(await opening, start, Math.min(end * bs, base.size) - start);
+    const bytes = await readFully((await opening).fh, start, Math.min(end * bs, base.size) - start);
     const crcs = await loadChecksums(this.#env.kv, base.id, first, end);
     verifyBlocks(bytes, first, bs, crcs, `data file ${base.id}`);
     return bytes.subarray(from - start, to - start);
@@ -274,14 +274,14 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
     if (size > committed) {
       // Past the committed end: stale bytes from before a shrink are cut (the tail must read as zeros), then new
       // bytes written and made durable. The committed version never reads there.
-      const handle = await env.files.openExisting(base.id);
-      if (!handle) throw new StorageError('CORRUPT_DATA', `data file ${base.id} is missing`);
+      const lease = await env.files.openExisting(base.id);
+      if (!lease) throw new StorageError('CORRUPT_DATA', `data file ${base.id} is missing`);
       try {
-        await handle.truncate(committed);
-        for (const d of direct) await writeAll(handle, d.data, d.offset);
-        await env.files.sync(handle);
+        await lease.fh.truncate(committed);
+        for (const d of direct) await writeAll(lease.fh, d.data, d.offset);
+        await env.files.sync(lease.fh);
       } finally {
-        await handle.close();
+        await lease.close();
       }
       syncedFiles.add(base.id);
     }

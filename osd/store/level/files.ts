@@ -8,6 +8,21 @@ import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path';
 
 const fanout = 256;
+/** Data files kept open between uses. */
+const openFilesMax = 128;
+
+interface CachedFile {
+  fh: FileHandle;
+  users: number;
+  /** Removed while leased: closed when the last lease ends. */
+  doomed: boolean;
+}
+
+/** Use of an open data file; `close` ends the lease (the file may stay open for the next user). */
+export interface FileLease {
+  readonly fh: FileHandle;
+  close(): Promise<void>;
+}
 const idsPerDirRun = 1024;
 const zeroChunk = Buffer.alloc(1024 * 1024);
 
@@ -61,18 +76,75 @@ export class DataFiles {
     return open(this.pathOf(id), constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
   }
 
-  /** Opens an existing file for reading and writing; undefined when it does not exist. */
-  async openExisting(id: number): Promise<FileHandle | undefined> {
-    try {
-      return await open(this.pathOf(id), constants.O_RDWR);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+  /** Open files kept for reuse (most recently used last). */
+  #cache = new Map<number, CachedFile>();
+  #opening = new Map<number, Promise<CachedFile | undefined>>();
+
+  /** Leases an existing file (from the cache of open files); undefined when it does not exist. */
+  async openExisting(id: number): Promise<FileLease | undefined> {
+    let entry = this.#cache.get(id);
+    if (entry) {
+      this.#cache.delete(id);
+      this.#cache.set(id, entry);
+    } else {
+      let opening = this.#opening.get(id);
+      if (!opening) {
+        opening = open(this.pathOf(id), constants.O_RDWR)
+          .then(
+            (fh) => {
+              const created: CachedFile = { fh, users: 0, doomed: false };
+              this.#cache.set(id, created);
+              return created;
+            },
+            (error: unknown) => {
+              if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+              throw error;
+            },
+          )
+          .finally(() => this.#opening.delete(id));
+        this.#opening.set(id, opening);
+      }
+      entry = await opening;
+      if (!entry) return undefined;
+    }
+    if (entry.doomed) return undefined;
+    const leased = entry;
+    leased.users++;
+    let released = false;
+    return {
+      fh: leased.fh,
+      close: async () => {
+        if (released) return;
+        released = true;
+        leased.users--;
+        if (leased.doomed && leased.users === 0) await leased.fh.close();
+        else await this.#evict();
+      },
+    };
+  }
+
+  /** Leases an existing file; a missing one is an ENOENT error. */
+  async openRead(id: number): Promise<FileLease> {
+    const lease = await this.openExisting(id);
+    if (!lease) throw Object.assign(new Error(`data file ${id} does not exist`), { code: 'ENOENT' });
+    return lease;
+  }
+
+  async #evict(): Promise<void> {
+    if (this.#cache.size <= openFilesMax) return;
+    for (const [id, entry] of this.#cache) {
+      if (this.#cache.size <= openFilesMax) return;
+      if (entry.users > 0) continue;
+      this.#cache.delete(id);
+      await entry.fh.close();
     }
   }
 
-  async openRead(id: number): Promise<FileHandle> {
-    return open(this.pathOf(id), constants.O_RDONLY);
+  /** Closes every cached file (at stop; nothing may hold a lease). */
+  async closeAll(): Promise<void> {
+    const entries = [...this.#cache.values()];
+    this.#cache.clear();
+    await Promise.allSettled(entries.map((e) => e.fh.close()));
   }
 
   async sync(handle: FileHandle): Promise<void> {
@@ -82,6 +154,12 @@ export class DataFiles {
 
   /** Removes a file; a missing one is fine (removal is retried after a crash). */
   async remove(id: number): Promise<void> {
+    const entry = this.#cache.get(id);
+    if (entry) {
+      this.#cache.delete(id);
+      entry.doomed = true;
+      if (entry.users === 0) await entry.fh.close();
+    }
     try {
       await unlink(this.pathOf(id));
     } catch (error) {

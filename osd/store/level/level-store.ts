@@ -267,12 +267,12 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       if (await this.#applyDeferredWrite(write, false)) touched.add(write.fileId);
     }
     for (const id of touched) {
-      const handle = await this.#files.openExisting(id);
-      if (!handle) continue;
+      const lease = await this.#files.openExisting(id);
+      if (!lease) continue;
       try {
-        await this.#files.sync(handle);
+        await this.#files.sync(lease.fh);
       } finally {
-        await handle.close();
+        await lease.close();
       }
     }
     await kv.batch(records.map(([key]) => ({ type: 'del', key })), true);
@@ -281,18 +281,18 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
 
   /** Returns false when the file is gone (it was collected; the write no longer matters). */
   async #applyDeferredWrite(write: DeferredWrite, mustExist: boolean): Promise<boolean> {
-    const handle = await this.#files.openExisting(write.fileId);
-    if (!handle) {
+    const lease = await this.#files.openExisting(write.fileId);
+    if (!lease) {
       if (mustExist) throw new StorageError('CORRUPT_DATA', `data file ${write.fileId} of a committed object is missing`);
       return false;
     }
     try {
       for (const extent of write.extents) {
-        if (extent.data) await writeAll(handle, extent.data, extent.offset);
-        else await writeZeros(handle, extent.offset, extent.length);
+        if (extent.data) await writeAll(lease.fh, extent.data, extent.offset);
+        else await writeZeros(lease.fh, extent.offset, extent.length);
       }
     } finally {
-      await handle.close();
+      await lease.close();
     }
     return true;
   }
@@ -306,6 +306,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       if (!this.#failed) await this.#retireDeferred();
     } finally {
       await this.#gate.write(() => kv.close());
+      await this.#files.closeAll();
       this.#kv = undefined;
       this.#state = 'stopped';
     }
@@ -322,6 +323,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     this.#state = 'stopping';
     while (this.#pump) await this.#pump;
     await this.#gate.write(() => (this.#kv as KvStore).close());
+    await this.#files.closeAll();
     this.#kv = undefined;
     this.#state = 'stopped';
   }
@@ -567,12 +569,12 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     const ops: KvOp[] = [];
     await Promise.all(
       [...this.#pendingDeferred.keys()].map(async (fileId) => {
-        const handle = await this.#files.openExisting(fileId);
-        if (!handle) return;
+        const lease = await this.#files.openExisting(fileId);
+        if (!lease) return;
         try {
-          await this.#files.sync(handle);
+          await this.#files.sync(lease.fh);
         } finally {
-          await handle.close();
+          await lease.close();
         }
       }),
     );
@@ -686,18 +688,18 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       const end = Math.ceil((start + count) / blockBytes);
       const from = first * blockBytes;
       const crcs = await loadChecksums(kv, id, first, end);
-      let handle;
+      let lease;
       try {
-        handle = await this.#files.openRead(id);
+        lease = await this.#files.openRead(id);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new StorageError('CORRUPT_DATA', `${what}: data file ${id} is missing`);
         throw ioError(error);
       }
       let bytes: Buffer;
       try {
-        bytes = await readFully(handle, from, Math.min(end * blockBytes, onode.size) - from);
+        bytes = await readFully(lease.fh, from, Math.min(end * blockBytes, onode.size) - from);
       } finally {
-        await handle.close();
+        await lease.close();
       }
       verifyBlocks(bytes, first, blockBytes, crcs, what);
       return bytes.subarray(start - from, start - from + count);
@@ -840,15 +842,15 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
         return;
       }
       if (onode.data.kind === 'file') {
-        const handle = await this.#files.openExisting(onode.data.id);
-        if (!handle) throw new StorageError('CORRUPT_DATA', 'data file is missing');
+        const lease = await this.#files.openExisting(onode.data.id);
+        if (!lease) throw new StorageError('CORRUPT_DATA', 'data file is missing');
         try {
-          const bytes = await readFully(handle, damage.offset, length);
+          const bytes = await readFully(lease.fh, damage.offset, length);
           mangle(bytes);
-          await writeAll(handle, bytes, damage.offset);
-          await handle.sync();
+          await writeAll(lease.fh, bytes, damage.offset);
+          await lease.fh.sync();
         } finally {
-          await handle.close();
+          await lease.close();
         }
       }
     });
