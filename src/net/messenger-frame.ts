@@ -54,12 +54,6 @@ export class FrameParser {
   #header: FrameHeader | undefined;
   /** Bytes of an oversized payload still to be skipped. */
   #discard = 0;
-  /**
-   * The payload being assembled, once a frame's payload is known not to fit in what has arrived so far: later chunks
-   * are copied straight in while they are still in cache, and are not kept.
-   */
-  #payload: Buffer | undefined;
-  #payloadFilled = 0;
 
   constructor(limits: FrameLimits) {
     this.#limits = limits;
@@ -67,7 +61,7 @@ export class FrameParser {
 
   /** Bytes held: received and not yet handed out as part of a frame. */
   get bufferedBytes(): number {
-    return this.#buffered + this.#payloadFilled;
+    return this.#buffered;
   }
 
   /** True when part of a frame has arrived and the rest has not. */
@@ -81,14 +75,6 @@ export class FrameParser {
       this.#discard -= skip;
       if (skip === chunk.length) return;
       chunk = chunk.subarray(skip);
-    }
-    const payload = this.#payload;
-    if (payload !== undefined && this.#payloadFilled < payload.length) {
-      const n = Math.min(payload.length - this.#payloadFilled, chunk.length);
-      chunk.copy(payload, this.#payloadFilled, 0, n);
-      this.#payloadFilled += n;
-      if (n === chunk.length) return;
-      chunk = chunk.subarray(n);
     }
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
@@ -126,39 +112,13 @@ export class FrameParser {
       this.#discard = prefix.payloadBytes - now;
       return { header, discardedPayloadBytes: prefix.payloadBytes };
     }
-    let payload = this.#payload;
-    if (payload === undefined) {
-      if (this.#buffered >= prefix.payloadBytes) {
-        payload = prefix.payloadBytes === 0 ? emptyPayload : this.#take(prefix.payloadBytes);
-      } else {
-        // It straddles chunks, so a copy is unavoidable: make it now and as the rest arrives, not at the end. The
-        // allocation is bounded by payloadBytesMax and mostly untouched (not resident) until bytes arrive.
-        payload = allocate(prefix.payloadBytes);
-        this.#payloadFilled = this.#buffered;
-        this.#takeInto(payload);
-        this.#payload = payload;
-        return undefined;
-      }
-    } else if (this.#payloadFilled < payload.length) {
-      return undefined;
-    }
-    this.#payload = undefined;
-    this.#payloadFilled = 0;
+    // A payload that straddles chunks is copied once, when complete. Copying each chunk into a buffer allocated when
+    // the header arrives measured no faster, and would let a peer make us allocate what it only declares.
+    if (this.#buffered < prefix.payloadBytes) return undefined;
+    const payload = prefix.payloadBytes === 0 ? emptyPayload : this.#take(prefix.payloadBytes);
     this.#prefix = undefined;
     this.#header = undefined;
     return { header, payload };
-  }
-
-  /** Moves every buffered byte to the start of `target` (which is larger). */
-  #takeInto(target: Buffer): void {
-    let filled = 0;
-    while (this.#buffered > 0) {
-      const chunk = this.#chunks[0] as Buffer;
-      const n = chunk.length - this.#offset;
-      chunk.copy(target, filled, this.#offset);
-      filled += n;
-      this.#advance(n);
-    }
   }
 
   /** Removes `length` (≤ buffered) bytes: a view when they lie in one chunk, else one copy. */
