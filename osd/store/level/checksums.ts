@@ -6,6 +6,7 @@ import { crc32c } from '@node-rs/crc32';
 import { StorageError } from '../../../src/common/index.js';
 import { checksumsPerChunk, decodeChecksums, keys } from './codec.js';
 import type { KvStore } from './kv.js';
+import type { Lru } from './lru.js';
 
 export { crc32c };
 
@@ -21,19 +22,32 @@ export function zeroCrc(length: number): number {
   return crc;
 }
 
+/** Committed checksum chunks by `fileId:chunk` (never modified in place; replaced when a commit rewrites them). */
+export type ChecksumCache = Lru<string, Uint32Array>;
+
 /** Reads the committed checksums of blocks [first, end) of file `fileId`. */
-export async function loadChecksums(kv: KvStore, fileId: number, first: number, end: number): Promise<Uint32Array> {
+export async function loadChecksums(kv: KvStore, fileId: number, first: number, end: number, cache: ChecksumCache): Promise<Uint32Array> {
   const out = new Uint32Array(end - first);
   if (end <= first) return out;
   const firstChunk = Math.floor(first / checksumsPerChunk);
   const lastChunk = Math.floor((end - 1) / checksumsPerChunk);
-  const chunkKeys: Buffer[] = [];
-  for (let c = firstChunk; c <= lastChunk; c++) chunkKeys.push(keys.checksums(fileId, c));
-  const values = await kv.getMany(chunkKeys);
+  const chunks = new Map<number, Uint32Array>();
+  const missing: number[] = [];
   for (let c = firstChunk; c <= lastChunk; c++) {
-    const value = values[c - firstChunk];
+    const cached = cache.get(`${fileId}:${c}`);
+    if (cached) chunks.set(c, cached);
+    else missing.push(c);
+  }
+  const values = await kv.getMany(missing.map((c) => keys.checksums(fileId, c)));
+  missing.forEach((c, i) => {
+    const value = values[i];
     if (!value) throw new StorageError('CORRUPT_DATA', `checksums of data file ${fileId} chunk ${c} are missing`);
     const crcs = decodeChecksums(value);
+    cache.set(`${fileId}:${c}`, crcs);
+    chunks.set(c, crcs);
+  });
+  for (let c = firstChunk; c <= lastChunk; c++) {
+    const crcs = chunks.get(c) as Uint32Array;
     for (let b = Math.max(first, c * checksumsPerChunk); b < Math.min(end, (c + 1) * checksumsPerChunk); b++) {
       const crc = crcs[b - c * checksumsPerChunk];
       if (crc === undefined) throw new StorageError('CORRUPT_DATA', `checksum of data file ${fileId} block ${b} is missing`);

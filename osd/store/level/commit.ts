@@ -12,7 +12,7 @@
  * So a crash at any instant leaves each object at its old or its new version.
  */
 import { StorageError } from '../../../src/common/index.js';
-import { crc32c, loadChecksums, verifyBlocks, zeroCrc } from './checksums.js';
+import { crc32c, loadChecksums, verifyBlocks, zeroCrc, type ChecksumCache } from './checksums.js';
 import {
   checksumsPerChunk,
   decodeBlob,
@@ -46,6 +46,7 @@ const finalizeConcurrency = 8;
 export interface CommitEnv {
   readonly kv: KvStore;
   readonly files: DataFiles;
+  readonly checksumCache: ChecksumCache;
   readonly inlineBytesMax: number;
   /** Checksum block size for new data files. */
   readonly blockBytes: number;
@@ -69,6 +70,10 @@ export interface CommitPlan {
   collections: Map<string, CollectionRecord | undefined>;
   /** Data files created for this group (to remove if it does not commit). */
   createdFiles: number[];
+  /** The onodes this group writes (undefined: removed), by `cid:name`, for the store's caches. */
+  onodes: Map<string, Onode | undefined>;
+  /** The checksum chunks this group writes, by `fileId:chunk`. */
+  chunks: Map<string, Uint32Array>;
   strayFilesUsed: number;
 }
 
@@ -146,7 +151,7 @@ class BaseReader {
       this.#handles.set(base.id, opening);
     }
     const bytes = await readFully((await opening).fh, start, Math.min(end * bs, base.size) - start);
-    const crcs = await loadChecksums(this.#env.kv, base.id, first, end);
+    const crcs = await loadChecksums(this.#env.kv, base.id, first, end, this.#env.checksumCache);
     verifyBlocks(bytes, first, bs, crcs, `data file ${base.id}`);
     return bytes.subarray(from - start, to - start);
   }
@@ -166,6 +171,8 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
     collections: new Map(),
     createdFiles: [],
     strayFilesUsed: 0,
+    onodes: new Map(),
+    chunks: new Map(),
   };
   const reader = new BaseReader(env);
   const before: Refs = { files: new Set(), inline: new Set(), omap: new Set() };
@@ -196,7 +203,10 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
   }
 
   function putChecksums(fileId: number, chunks: Map<number, Uint32Array>): void {
-    for (const [chunk, crcs] of chunks) plan.ops.push({ type: 'put', key: keys.checksums(fileId, chunk), value: encodeChecksums(crcs) });
+    for (const [chunk, crcs] of chunks) {
+      plan.ops.push({ type: 'put', key: keys.checksums(fileId, chunk), value: encodeChecksums(crcs) });
+      plan.chunks.set(`${fileId}:${chunk}`, crcs);
+    }
   }
 
   async function writeNewFile(o: WorkingObject): Promise<OnodeData> {
@@ -308,8 +318,11 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
         const c = Math.floor(blk / checksumsPerChunk);
         let crcs = chunks.get(c);
         if (!crcs) {
-          const stored = await env.kv.get(keys.checksums(base.id, c));
-          const old = stored ? decodeChecksums(stored) : new Uint32Array(0);
+          let old = env.checksumCache.get(`${base.id}:${c}`);
+          if (!old) {
+            const stored = await env.kv.get(keys.checksums(base.id, c));
+            old = stored ? decodeChecksums(stored) : new Uint32Array(0);
+          }
           crcs = new Uint32Array(Math.min(checksumsPerChunk, Math.max(old.length, blockCount - c * checksumsPerChunk)));
           crcs.set(old.subarray(0, crcs.length));
           chunks.set(c, crcs);
@@ -394,6 +407,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
       plan.ops.push({ type: 'del', key: keys.onode(o.cid, o.name) });
     }
     addRefs(after, onode);
+    plan.onodes.set(`${o.cid}:${o.name}`, onode);
     const delta = statsDelta.get(o.cid) ?? { objects: 0, bytes: 0 };
     delta.objects += (onode ? 1 : 0) - (o.durable ? 1 : 0);
     delta.bytes += (onode?.size ?? 0) - (o.durable?.size ?? 0);

@@ -36,7 +36,7 @@ import type {
   StoreStats,
   TransactionLike,
 } from '../types.js';
-import { crc32c, loadChecksums, verifyBlocks } from './checksums.js';
+import { crc32c, loadChecksums, verifyBlocks, type ChecksumCache } from './checksums.js';
 import {
   collectionKeyPg,
   decodeBlob,
@@ -63,6 +63,7 @@ import { DataFiles, readFully, writeAll, writeZeros } from './files.js';
 import { Gate } from './gate.js';
 import { openKv, type KvOp, type KvRange, type KvStore } from './kv.js';
 import { WorkingSet, type CommittedView } from './working.js';
+import { Lru } from './lru.js';
 
 export interface LevelStoreOptions {
   /** The OSD's store directory (created if missing). */
@@ -113,6 +114,10 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+/** Committed onodes and checksum chunks kept in memory (a few MiB). */
+const onodeCacheMax = 4096;
+const checksumCacheMax = 4096;
+
 function ioError(error: unknown): StorageError {
   if (error instanceof StorageError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -148,6 +153,9 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   #gcSeq = 1;
   #gcQueue: { seq: number; record: GcRecord }[] = [];
   #strayFiles: number[] = [];
+  /** Committed onodes (null: known absent) by `cid:name`; changed only when a commit is published. */
+  #onodeCache = new Lru<string, Onode | null>(onodeCacheMax);
+  #checksumCache: ChecksumCache = new Lru<string, Uint32Array>(checksumCacheMax);
   readonly #stats: Omit<LevelStoreStats, 'kvSyncs' | 'fileSyncs'> = {
     transactions: 0,
     groups: 0,
@@ -251,6 +259,8 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       this.#gcQueue.push({ seq: keyId(key), record: decodeGcRecord(value) });
     }
     this.#gcSeq = (this.#gcQueue[this.#gcQueue.length - 1]?.seq ?? 0) + 1;
+    this.#onodeCache.clear();
+    this.#checksumCache.clear();
     this.#deferredSeq = 1;
     this.#pendingDeferred.clear();
     this.#pendingDeferredBytes = 0;
@@ -423,12 +433,25 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       capacityBytes: this.#capacityBytes,
       usedBytes: () => this.#usedBytes,
       collection: (pg) => this.#collections.get(pg),
-      onode: async (cid, name) => {
-        const value = await kv.get(keys.onode(cid, name));
-        return value ? decodeOnode(value) : undefined;
+      onode: (cid, name) => this.#loadOnode(kv, cid, name),
+      onodes: async (wanted) => {
+        const out: (Onode | undefined)[] = [];
+        const missing: number[] = [];
+        wanted.forEach((w, i) => {
+          const key = `${w.cid}:${w.name}`;
+          if (this.#onodeCache.has(key)) out[i] = this.#onodeCache.get(key) ?? undefined;
+          else missing.push(i);
+        });
+        const values = await kv.getMany(missing.map((i) => keys.onode((wanted[i] as { cid: number }).cid, (wanted[i] as { name: string }).name)));
+        missing.forEach((i, j) => {
+          const value = values[j];
+          const onode = value ? decodeOnode(value) : undefined;
+          const w = wanted[i] as { cid: number; name: string };
+          this.#onodeCache.set(`${w.cid}:${w.name}`, onode ?? null);
+          out[i] = onode;
+        });
+        return out;
       },
-      onodes: async (wanted) =>
-        (await kv.getMany(wanted.map((w) => keys.onode(w.cid, w.name)))).map((value) => (value ? decodeOnode(value) : undefined)),
       omapEntries: async (omapId, max) =>
         (await kv.entries({ ...keys.omapRange(omapId), limit: max })).map(
           ([key, value]) => [keyTail(key), Buffer.from(decodeBlob('omapValue', value))] as [string, Buffer],
@@ -442,6 +465,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     return {
       kv,
       files: this.#files,
+      checksumCache: this.#checksumCache,
       inlineBytesMax: this.#inlineBytesMax,
       blockBytes: this.#blockBytes,
       committedNextId: this.#nextId,
@@ -527,6 +551,8 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   /** Makes a committed group visible in memory (called under the write gate, right after the batch). */
   #publish(ws: WorkingSet, plan: CommitPlan): void {
     this.#nextId = ws.nextId;
+    for (const [key, onode] of plan.onodes) this.#onodeCache.set(key, onode ?? null);
+    for (const [key, crcs] of plan.chunks) this.#checksumCache.set(key, crcs);
     for (const [pg, record] of plan.collections) {
       const old = this.#collections.get(pg);
       this.#usedBytes += (record?.bytes ?? 0) - (old?.bytes ?? 0);
@@ -652,8 +678,17 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   async #onode(kv: KvStore, oid: ObjectId): Promise<Onode | undefined> {
     const collection = this.#collections.get(oid.pg);
     if (!collection) return undefined;
-    const value = await kv.get(keys.onode(collection.cid, oid.name));
-    return value ? decodeOnode(value) : undefined;
+    return this.#loadOnode(kv, collection.cid, oid.name);
+  }
+
+  /** The committed onode, from the cache or LevelDB. Callers must not modify it. */
+  async #loadOnode(kv: KvStore, cid: number, name: string): Promise<Onode | undefined> {
+    const key = `${cid}:${name}`;
+    if (this.#onodeCache.has(key)) return this.#onodeCache.get(key) ?? undefined;
+    const value = await kv.get(keys.onode(cid, name));
+    const onode = value ? decodeOnode(value) : undefined;
+    this.#onodeCache.set(key, onode ?? null);
+    return onode;
   }
 
   async #requireOnode(oid: ObjectId): Promise<Onode> {
@@ -687,7 +722,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       const first = Math.floor(start / blockBytes);
       const end = Math.ceil((start + count) / blockBytes);
       const from = first * blockBytes;
-      const crcs = await loadChecksums(kv, id, first, end);
+      const crcs = await loadChecksums(kv, id, first, end, this.#checksumCache);
       let lease;
       try {
         lease = await this.#files.openRead(id);
@@ -721,12 +756,13 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
 
   async getXattr(oid: ObjectId, name: string): Promise<Buffer | undefined> {
     const onode = await this.#gate.read(() => this.#requireOnode(oid));
-    return onode.xattrs.get(name);
+    const value = onode.xattrs.get(name);
+    return value ? Buffer.from(value) : undefined;
   }
 
   async getXattrs(oid: ObjectId): Promise<Map<string, Buffer>> {
     const onode = await this.#gate.read(() => this.#requireOnode(oid));
-    return onode.xattrs;
+    return new Map([...onode.xattrs].map(([k, v]) => [k, Buffer.from(v)]));
   }
 
   async omapGet(oid: ObjectId, omapKeys: readonly string[]): Promise<Map<string, Buffer>> {
