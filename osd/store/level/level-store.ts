@@ -322,6 +322,19 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
   }
 
+  /** LevelDB records by kind (the one-letter key prefixes of the README), for tests and debugging tools. */
+  async recordCounts(): Promise<Record<string, number>> {
+    return this.#gate.read(async () => {
+      const kv = this.#assertRunning();
+      const counts: Record<string, number> = {};
+      for (const key of await kv.keys({ gte: Buffer.from([0]), lt: Buffer.from([0xff]) })) {
+        const kind = String.fromCharCode(key[0] as number);
+        counts[kind] = (counts[kind] ?? 0) + 1;
+      }
+      return counts;
+    });
+  }
+
   /** Waits until every queued transaction is committed and the garbage collected (for tests and clean shutdowns). */
   async settle(): Promise<void> {
     while (this.#pump) await this.#pump;

@@ -144,6 +144,8 @@ test('garbage: replaced, removed and renamed-over data files go, removed collect
     const big = (seed: number) => new Random(seed).bytes(150_000);
     const tx = new Transaction().write(oid('a'), 0, big(1)).write(oid('b'), 0, big(2)).write(oid('c'), 0, big(3)).omapSet(oid('c'), { k: Buffer.from('v') });
     for (let i = 0; i < 30; i++) tx.write(oid(`p${i}`, '9.9'), 0, big(10 + i)).omapSet(oid(`p${i}`, '9.9'), { k: Buffer.from('v') });
+    // Enough small objects that collecting the removed collection takes several pages.
+    for (let i = 0; i < 600; i++) tx.write(oid(`tiny${i}`, '9.9'), 0, Buffer.from([i & 0xff])).setXattr(oid(`tiny${i}`, '9.9'), 'v', Buffer.from('1'));
     tx.pgMetaSet('9.9', { info: Buffer.from('x') });
     await store.apply(tx);
     assert.equal((await dataFiles(dir)).length, 33);
@@ -151,6 +153,15 @@ test('garbage: replaced, removed and renamed-over data files go, removed collect
     await store.settle();
     assert.equal((await dataFiles(dir)).length, 2);
     assert.ok(store.stats.gcRecords >= 2);
+    // Nothing of the removed collection or the replaced data is left in LevelDB either.
+    const counts = await store.recordCounts();
+    assert.equal(counts['O'], 2, 'onodes');
+    assert.equal(counts['I'], undefined, 'inline data');
+    assert.equal(counts['M'], 1, 'omap entries');
+    assert.equal(counts['P'], undefined, 'PG metadata');
+    assert.equal(counts['G'], undefined, 'garbage records');
+    assert.equal(counts['C'], 1, 'collections');
+    assert.equal(counts['K'], 2, 'checksum chunks (one per file of < 1 MiB)');
     store = await reopen(store, dir);
     assert.deepEqual(await store.read(oid('a')), big(4));
     assert.deepEqual(await store.read(oid('a2')), big(3));
