@@ -396,7 +396,14 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
         return;
       }
       if (this.#queue.length > 0) {
-        await this.#commitGroup(this.#takeGroup(), true);
+        const group = this.#takeGroup();
+        try {
+          await this.#commitGroup(group, true);
+        } catch (error) {
+          // Not expected (each step handles its own failures); never leave a caller waiting.
+          this.#log.error('store commit group failed unexpectedly', { error });
+          for (const item of group) item.reject(ioError(error));
+        }
         if (
           this.#pendingDeferredBytes > (this.#options.deferredBytesMax ?? 16 * 1024 * 1024) ||
           this.#pendingDeferredRecords > (this.#options.deferredRecordsMax ?? 1024)
@@ -497,7 +504,12 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     const kv = this.#kv as KvStore;
     const ws = new WorkingSet(this.#view(kv), this.#nextId);
     const accepted: Pending[] = [];
-    await ws.prefetch(group.map((item) => item.tx));
+    try {
+      await ws.prefetch(group.map((item) => item.tx));
+    } catch (error) {
+      // Only an optimisation: the transactions load what they need themselves (and meet the error there).
+      this.#log.debug('onode prefetch failed', { error });
+    }
     for (const item of group) {
       try {
         await ws.apply(item.tx, this.#clock.nowMs());
