@@ -669,8 +669,9 @@ export class RaftNode {
 
   #handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.probeSent = false;
-    // A full pipeline that a heartbeat round trip did not drain probably lost messages: find the follower again.
-    if (pr.state === 'replicate' && pr.inflight.length >= this.#maxInflight) pr.becomeProbe();
+    // A full pipeline may be slow or may have lost a message. Freeing one slot keeps a slow link busy; if a message
+    // was lost, the next append is refused and the follower is probed again.
+    if (pr.state === 'replicate' && pr.inflight.length >= this.#maxInflight) pr.inflight.shift();
     if (pr.match < this.#log.lastIndex) this.#sendAppend(m.from, true);
   }
 

@@ -13,8 +13,9 @@
  * - compaction at random, so lagging and restarted followers are brought up to date with snapshots.
  *
  * Checkers, run after every event:
- * - election safety (Raft §5.2): at most one leader per term;
+ * - election safety (Raft §5.2): at most one leader per term, and no node grants two candidates in one term;
  * - leader completeness (Raft §5.4): a new leader's durable log holds every entry committed so far;
+ * - the commit rule (Raft §5.4.2): a leader moves its commit index only onto an entry of its own term;
  * - state machine safety (Raft §5.4.3): an index, once applied anywhere, has the same entry everywhere, forever,
  *   across crashes; every node applies indices in order without gaps;
  * - the application: every node that has applied up to index i has the same state digest at i (snapshots included);
@@ -45,6 +46,8 @@ export interface FaultProfile {
   downMsMax: number;
   /** Per Ready, the chance that the node crashes while handling it. */
   crashInReadyRate: number;
+  /** Per granted vote, the chance that the voter crashes right after sending it and restarts soon. */
+  crashAfterVoteRate: number;
   /** Per simulated millisecond, the chance that a partition starts (one at a time). */
   partitionRatePerMs: number;
   partitionMsMax: number;
@@ -68,7 +71,8 @@ export interface SimOptions<S = KvState> {
   command?: CommandGenerator;
   /** How long faults are injected (simulated ms). */
   chaosMs?: number;
-  /** After healing, the cluster must converge within this long (simulated ms). */
+  /** After healing, the cluster must elect a leader and converge within this long (simulated ms), plus one round
+   * trip per message's worth of entries the most lagging node lacks (default: 100 election timeouts). */
   livenessMs?: number;
   /** Simulated ms per Raft tick. */
   tickMs?: number;
@@ -87,6 +91,8 @@ export interface SimStats {
   simulatedMs: number;
   /** Simulated ms from healing until every node converged. */
   convergedAfterMs: number;
+  /** Entries the most lagging node lacked when the faults were healed. */
+  backlogAtHeal: number;
   leaders: number;
   highestTerm: number;
   committed: number;
@@ -170,6 +176,7 @@ function drawProfile(random: Random): FaultProfile {
     crashRatePerMs: random.pick([0, 1 / 4000, 1 / 1500, 1 / 500]),
     downMsMax: random.int(50, 2000),
     crashInReadyRate: random.pick([0, 0.0005, 0.002, 0.01]),
+    crashAfterVoteRate: random.pick([0, 0.1, 0.3]),
     partitionRatePerMs: random.pick([0, 1 / 3000, 1 / 1000, 1 / 300]),
     partitionMsMax: random.int(100, 3000),
     proposalRatePerMs: random.pick([0.005, 0.02, 0.05, 0.15]),
@@ -227,12 +234,15 @@ export class Simulation<S = KvState> {
   #chaos = true;
   #partitionEndsMs = -1;
   #commandSequence = 0;
+  #catchUpMs = 0;
 
   // What the checkers have seen.
   readonly #committed = new Map<number, { term: number; data: Uint8Array }>();
   #committedMax = 0;
   readonly #digests = new Map<number, string>();
   readonly #leaders = new Map<number, string>();
+  /** `${term}/${voter}` -> the candidate it granted. */
+  readonly #votes = new Map<string, string>();
   readonly #acked: Proposal[] = [];
   readonly #trace: string[] = [];
   readonly #traceEvents: number;
@@ -252,13 +262,14 @@ export class Simulation<S = KvState> {
     this.#command = options.command ?? kvCommand;
     this.#tickMs = options.tickMs ?? 10;
     this.#chaosMs = options.chaosMs ?? 4000;
-    this.#livenessMs = options.livenessMs ?? 200 * this.tuning.electionTicks * this.#tickMs;
+    this.#livenessMs = options.livenessMs ?? 100 * this.tuning.electionTicks * this.#tickMs;
     this.#wireCodec = options.wireCodec ?? true;
     this.#traceEvents = options.traceEvents ?? 0;
     this.stats = {
       nodes: count,
       simulatedMs: 0,
       convergedAfterMs: 0,
+      backlogAtHeal: 0,
       leaders: 0,
       highestTerm: 0,
       committed: 0,
@@ -294,6 +305,13 @@ export class Simulation<S = KvState> {
     while (this.nowMs < this.#chaosMs) this.step();
     this.heal();
     const healedAtMs = this.nowMs;
+    // The bound: elections get `livenessMs`; catching up gets one slowest round trip per message of entries a node
+    // lacks (flow control may allow a single message in flight), so a long backlog is not mistaken for a stall.
+    const nodes = [...this.nodes.values()];
+    const backlog = Math.max(...nodes.map((n) => n.raft?.lastIndex ?? 0)) - Math.min(...nodes.map((n) => n.appliedIndex));
+    const roundTripMs = 2 * (this.profile.network.delayMaxMs + this.#tickMs);
+    this.stats.backlogAtHeal = backlog;
+    this.#catchUpMs = Math.ceil(backlog / (this.tuning.maxEntriesPerMessage ?? 64)) * roundTripMs;
     this.#runUntil(() => this.#converged(), 'no convergence after healing');
     // The healed cluster must also accept a write, and every node must apply it.
     const leader = this.#singleLeader() as SimNode<S>;
@@ -404,11 +422,12 @@ export class Simulation<S = KvState> {
     this.#event(`partition (${kind}): ${description} until ${this.#partitionEndsMs} ms`);
   }
 
-  #crash(node: SimNode<S>, why: string): void {
+  #crash(node: SimNode<S>, why: string, downMsMax = this.profile.downMsMax): void {
     node.raft = null;
     node.pending.clear();
-    this.network.dropTo(node.id);
-    node.restartAtMs = this.nowMs + this.#faultRandom.int(1, this.profile.downMsMax);
+    // Messages already on their way are not dropped: those arriving while it is down are lost on arrival, later
+    // ones reach the restarted node, which must not trust anything it said before the crash but did not persist.
+    node.restartAtMs = this.nowMs + this.#faultRandom.int(1, Math.max(1, downMsMax));
     this.stats.crashes++;
     this.#event(`${why}: ${node.id} down until ${node.restartAtMs} ms`);
   }
@@ -480,7 +499,10 @@ export class Simulation<S = KvState> {
     const raft = node.raft;
     if (raft === null) return;
     const r = this.#faultRandom;
+    let readies = 0;
     while (node.raft === raft && raft.hasReady()) {
+      // Each input yields a few Readies; an endless stream means the node is stuck, which must fail, not hang.
+      if (++readies > 1000) this.#fail(`${node.id} keeps having a Ready: its Ready loop never ends`);
       const rd = raft.ready();
       // How many of the three writes happen before a crash (3: all written, nothing sent); 4: no crash.
       const crashAfter = this.#chaos && r.chance(this.profile.crashInReadyRate) ? r.int(0, 3) : 4;
@@ -495,9 +517,26 @@ export class Simulation<S = KvState> {
       if (crash(1)) return;
       if (rd.entries.length > 0) this.#writeEntries(node, rd.entries);
       if (crash(2)) return;
-      if (rd.hardState) this.#writeHardState(node, rd.hardState);
+      if (rd.hardState) {
+        const committedBefore = node.disk.hardState.commit;
+        this.#writeHardState(node, rd.hardState);
+        if (raft.role === 'leader' && rd.hardState.commit > committedBefore) this.#checkCommitRule(node, rd.hardState);
+      }
       if (crash(3)) return;
-      for (const m of rd.messages) this.#send(m);
+      let votedFor = '';
+      for (const m of rd.messages) {
+        if (m.type === 'vote-response' && !m.reject) {
+          this.#checkVote(m);
+          votedFor = m.to;
+        }
+        this.#send(m);
+      }
+      if (votedFor !== '' && this.#chaos && r.chance(this.profile.crashAfterVoteRate)) {
+        // A targeted fault: a node that forgets its vote on restart would grant another candidate's late request.
+        this.stats.crashesInReady++;
+        this.#crash(node, `crash right after voting for ${votedFor}`, 2 * this.profile.network.delayMaxMs);
+        return;
+      }
       if (rd.snapshot) this.#loadSnapshot(node, rd.snapshot);
       for (const e of rd.committedEntries) this.#apply(node, e);
       raft.advance(rd);
@@ -632,6 +671,23 @@ export class Simulation<S = KvState> {
     }
   }
 
+  /** Raft §5.2: each node grants at most one vote per term, whatever happens to it in between (crashes included). */
+  #checkVote(m: Message): void {
+    const key = `${m.term}/${m.from}`;
+    const granted = this.#votes.get(key);
+    if (granted === undefined) this.#votes.set(key, m.to);
+    else if (granted !== m.to) this.#fail(`one vote per term: ${m.from} voted for ${granted} and ${m.to} in term ${m.term}`);
+  }
+
+  /** Raft §5.4.2: a leader moves its commit index only onto an entry of its own term (older ones commit with it). */
+  #checkCommitRule(node: SimNode<S>, hs: HardState): void {
+    const disk = node.disk;
+    const at = disk.entries[hs.commit - (disk.entries[0]?.index ?? 0)];
+    if (at === undefined || at.index !== hs.commit || at.term !== hs.term) {
+      this.#fail(`commit rule: leader ${node.id} of term ${hs.term} commits ${hs.commit}, an entry of term ${at?.term ?? '?'}`);
+    }
+  }
+
   #believedLeaders(): SimNode<S>[] {
     return [...this.nodes.values()].filter((n) => n.raft?.role === 'leader');
   }
@@ -653,14 +709,15 @@ export class Simulation<S = KvState> {
   }
 
   #runUntil(done: () => boolean, failure: string): void {
-    const deadline = this.nowMs + this.#livenessMs;
+    const limitMs = this.#livenessMs + this.#catchUpMs;
+    const deadline = this.nowMs + limitMs;
     while (!done()) {
       if (this.nowMs >= deadline) {
         const states = [...this.nodes.values()].map((n) => {
           const s = n.raft?.status();
           return s ? `${n.id}: ${s.role} term ${s.term} leader '${s.leader}' commit ${s.commit} applied ${n.appliedIndex} last ${s.lastIndex}` : `${n.id}: down`;
         });
-        this.#fail(`liveness: ${failure} within ${this.#livenessMs} ms (${states.join('; ')})`);
+        this.#fail(`liveness: ${failure} within ${limitMs} ms (${states.join('; ')})`);
       }
       this.step();
     }

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { seedFromEnv } from '../../src/common/index.js';
 import { SimulationFailure, runSimulation, type SimStats } from './harness.js';
 
-const defaultSeeds = 300;
+const defaultSeeds = 800;
 
 function seedCount(): number {
   const raw = process.env['SHOAL_SIM_SEEDS'];
