@@ -64,7 +64,7 @@ export async function run(): Promise<void> {
   const store = new LevelStore({ dir: join(root, 'store') });
   await store.start();
   try {
-    process.stdout.write(`LevelStore, ${inFlight} transactions in flight, in ${root}\n`);
+    process.stdout.write(`npm run bench -- store: LevelStore, ${inFlight} transactions in flight, in ${root}\n`);
     const small = new Random(2).bytes(4 * KiB);
     const large = new Random(3).bytes(4 * MiB);
     const smallOps = 3000;
