@@ -23,6 +23,7 @@ import { MessengerPool, MessengerServer, type MessengerRequest, type MessengerRe
 import type { ObjectStore } from './store/index.js';
 import { osdOpNames, type OsdOpName, type PeerLink } from './peers.js';
 import { PlacementGroup, defaultPgSettings, type PgSettings } from './pg/pg.js';
+import { WatchRegistry } from './watch.js';
 
 export interface OsdConfig {
   id: number;
@@ -68,6 +69,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     logger,
   });
   const pgs = new Map<string, PlacementGroup>();
+  const watches = new WatchRegistry(clock);
   let map: ClusterMap | undefined;
   let address = config.advertiseAddress ?? '';
   let stopped = false;
@@ -113,7 +115,8 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
         const mapping = placement.mapPg({ pool: p.id, seed });
         if (!mapping.up.includes(config.id) && !pgs.has(name)) continue;
         const pg = await pgFor(p.id, seed);
-        pg.onMap(next.epoch, p, mapping.up, skipped);
+        // Watches live on the primary only: a PG that moved away takes its watchers' registrations with it.
+        if (pg.onMap(next.epoch, p, mapping.up, skipped) && pg.primary !== config.id) watches.dropAll(`${name}/`);
       }
     }
     // PGs of pools that no longer exist: their data goes with the pool.
@@ -247,6 +250,33 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       await pg.activate(req);
       return {};
     },
+    async watch(request) {
+      const req = decode(osdCodecs.watchRequest, request.header);
+      const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0), req.object ?? '');
+      if (!req.watcher) throw new StorageError('INVALID_ARGUMENT', 'a watch needs a watcher id');
+      const key = `${pg.name}/${req.object}`;
+      if (req.unwatch) watches.unwatch(key, req.watcher);
+      else watches.watch(key, req.watcher);
+      return {};
+    },
+    async 'watch-poll'(request) {
+      const req = decode(osdCodecs.watchPollRequest, request.header);
+      const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0), req.object ?? '');
+      const notifications = await watches.poll(`${pg.name}/${req.object}`, req.watcher ?? '', Math.min(req.waitMs || 10_000, 30_000));
+      return { header: osdCodecs.watchPollReply.encode({ notifications }) };
+    },
+    async notify(request) {
+      const req = decode(osdCodecs.notifyRequest, request.header);
+      const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0), req.object ?? '');
+      const result = await watches.notify(`${pg.name}/${req.object}`, req.notifier ?? '', req.payload ?? new Uint8Array(), req.timeoutMs || 5000);
+      return { header: osdCodecs.notifyReply.encode({ acks: [...result.acks].map(([key, value]) => ({ key, value })), timeouts: result.timeouts }) };
+    },
+    async 'notify-ack'(request) {
+      const req = decode(osdCodecs.notifyAckRequest, request.header);
+      await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0), req.object ?? '');
+      watches.ack(req.watcher ?? '', Number(req.notifyId ?? 0), req.reply ?? new Uint8Array());
+      return {};
+    },
     async ping(request) {
       const req = decode(osdCodecs.ping, request.header);
       return { header: osdCodecs.ping.encode({ from: config.id, epoch: map?.epoch ?? 0, sentMs: Number(req.sentMs ?? 0) }) };
@@ -368,6 +398,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
         ]);
       }
       for (const pg of pgs.values()) pg.close();
+      watches.dropAll('');
       await server.stop();
       await mapQueue;
       pool.close();

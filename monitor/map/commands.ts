@@ -15,18 +15,12 @@ import {
   type OsdInfo,
   type Pool,
   type PoolType,
+  crushSetWeight,
+  defaultRootName,
+  defaultRules as defaultCrushRules,
   wire,
 } from '../../src/index.js';
-import {
-  addBucket,
-  countDomains,
-  defaultRootName,
-  moveItem,
-  osdCrushWeight,
-  placeOsd,
-  removeItem,
-  setOsdCrushWeight,
-} from './crush-edit.js';
+import { addBucket, countDomains, moveItem, osdCrushWeight, placeOsd, removeOsd } from './crush-edit.js';
 
 export interface CommandResult {
   map: ClusterMap;
@@ -205,7 +199,7 @@ function lowestFreeOsdId(map: ClusterMap): number {
 function insertOsd(map: ClusterMap, info: OsdInfo, crushWeight: number): void {
   check(map.osds.length < limits.osdsMax, `at most ${limits.osdsMax} OSDs`);
   checkName('host', info.host);
-  placeOsd(map.crush, info.id, info.host, crushWeight);
+  map.crush = placeOsd(map.crush, info.id, info.host, crushWeight);
   map.osds.push(info);
   map.osds.sort((a, b) => a.id - b.id);
 }
@@ -226,12 +220,8 @@ export function applyCommand(current: ClusterMap, command: MonitorCommand): Comm
       map.fsid = c.fsid ?? '';
       map.monitors = (c.monitors ?? []).map((m) => ({ name: m.name ?? '', address: m.address ?? '' }));
       map.createdMs = nowMs;
-      addBucket(map.crush, defaultRootName, 'root', '');
-      const root = map.crush.buckets[0]?.id ?? -1;
-      map.crush.rules = [
-        { id: 0, name: defaultRules.replicated, type: 'replicated', steps: [{ op: 'take', item: root }, { op: 'chooseleaf', mode: 'firstn', num: 0, type: 'host' }, { op: 'emit' }] },
-        { id: 1, name: defaultRules.erasure, type: 'erasure', steps: [{ op: 'take', item: root }, { op: 'chooseleaf', mode: 'indep', num: 0, type: 'host' }, { op: 'emit' }] },
-      ];
+      const { crush, bucket: root } = addBucket(map.crush, defaultRootName, 'root', '');
+      map.crush = { ...crush, rules: defaultCrushRules(root.id, false) };
       message = 'map initialised';
       break;
     }
@@ -260,7 +250,7 @@ export function applyCommand(current: ClusterMap, command: MonitorCommand): Comm
       const target = osd(map, command.osdRm?.id ?? 0);
       if (target.up) throw new StorageError('INVALID_ARGUMENT', `osd.${target.id} is up; stop it (or mark it down) first`);
       map.osds = map.osds.filter((o) => o.id !== target.id);
-      removeItem(map.crush, target.id);
+      map.crush = removeOsd(map.crush, target.id);
       message = `osd.${target.id} removed`;
       break;
     }
@@ -303,7 +293,7 @@ export function applyCommand(current: ClusterMap, command: MonitorCommand): Comm
         target = newOsd(bootId, host);
         insertOsd(map, target, checkWeight(c.crushWeight) || weightOne);
       } else if (host !== target.host || (c.crushWeight && c.crushWeight !== osdCrushWeight(map.crush, bootId))) {
-        placeOsd(map.crush, bootId, host, checkWeight(c.crushWeight) || osdCrushWeight(map.crush, bootId) || weightOne);
+        map.crush = placeOsd(map.crush, bootId, host, checkWeight(c.crushWeight) || osdCrushWeight(map.crush, bootId) || weightOne);
         target.host = host;
       }
       target.address = address;
@@ -322,13 +312,14 @@ export function applyCommand(current: ClusterMap, command: MonitorCommand): Comm
       const c = command.crushAddBucket ?? {};
       const type = crushTypeNames[c.type ?? -1];
       if (!type) throw new StorageError('INVALID_ARGUMENT', `unknown bucket type ${c.type}`);
-      const bucket = addBucket(map.crush, c.name ?? '', type, c.parent ?? '');
+      const { crush, bucket } = addBucket(map.crush, c.name ?? '', type, c.parent ?? '');
+      map.crush = crush;
       message = `${type} ${bucket.name} added (id ${bucket.id})`;
       break;
     }
     case 'crushMove': {
       const c = command.crushMove ?? {};
-      moveItem(map.crush, c.name ?? '', c.parent ?? '');
+      map.crush = moveItem(map.crush, c.name ?? '', c.parent ?? '');
       message = `${c.name} moved under ${c.parent}`;
       break;
     }
@@ -337,7 +328,7 @@ export function applyCommand(current: ClusterMap, command: MonitorCommand): Comm
       const match = /^osd\.(\d+)$/.exec(c.name ?? '');
       if (!match) throw new StorageError('INVALID_ARGUMENT', `crush set-weight takes osd.N, not ${JSON.stringify(c.name)}`);
       osd(map, Number(match[1]));
-      setOsdCrushWeight(map.crush, Number(match[1]), checkWeight(c.weight));
+      map.crush = crushSetWeight(map.crush, Number(match[1]), checkWeight(c.weight));
       message = `${c.name} crush weight set to ${(checkWeight(c.weight) / weightOne).toFixed(4)}`;
       break;
     }

@@ -5,13 +5,16 @@
  * - down: an up OSD silent to the monitors for `osdGraceMs`, or reported failed by at least `failureReportersMin`
  *   distinct up peers within that window (unless `nodown` is set);
  * - out: a down OSD still in after `downOutIntervalMs` (unless `noout` is set).
- * A new leader knows no heartbeats, so it starts every OSD's grace afresh (`reset`) instead of marking all down.
+ * A new leader knows no heartbeats, so it starts every OSD's grace afresh (`reset`) instead of marking all down; and
+ * the grace of an OSD that (re)booted starts when the detector first sees that boot in the map.
  */
 import type { ClusterMap, MonitorCommand, Timeouts } from '../../src/index.js';
 
 export class FailureDetector {
   readonly #timeouts: Timeouts;
   readonly #lastSeenMs = new Map<number, number>();
+  /** The boot (upFromEpoch) each lastSeen belongs to: a reboot starts a fresh grace period. */
+  readonly #seenBoot = new Map<number, number>();
   /** target -> reporter -> time of its latest report */
   readonly #reports = new Map<number, Map<number, number>>();
   #sinceMs = 0;
@@ -22,6 +25,7 @@ export class FailureDetector {
 
   reset(nowMs: number): void {
     this.#lastSeenMs.clear();
+    this.#seenBoot.clear();
     this.#reports.clear();
     this.#sinceMs = nowMs;
   }
@@ -49,6 +53,12 @@ export class FailureDetector {
     if (!map.flags.includes('nodown')) {
       for (const osd of map.osds) {
         if (!osd.up) continue;
+        if (this.#seenBoot.get(osd.id) !== osd.upFromEpoch) {
+          // The first time this detector sees this boot of the OSD (decide runs every few hundred ms, so about when
+          // it booted): its grace period starts now, whatever was heard from an earlier boot.
+          this.#seenBoot.set(osd.id, osd.upFromEpoch);
+          this.#lastSeenMs.set(osd.id, Math.max(this.#lastSeenMs.get(osd.id) ?? 0, nowMs));
+        }
         const lastSeenMs = Math.max(this.#lastSeenMs.get(osd.id) ?? 0, this.#sinceMs);
         const reporters = [...(this.#reports.get(osd.id) ?? new Map<number, number>()).entries()].filter(
           ([reporter, atMs]) => upIds.has(reporter) && reporter !== osd.id && nowMs - atMs <= graceMs && atMs >= lastSeenMs,

@@ -221,10 +221,12 @@ export function registerClusterCommands(program: Command): void {
     .action((ids: string[], _o: unknown, c: Command) => runCommand(c, { osdDown: { ids: parseIds(ids), reason: 'admin' } }));
   osd.command('reweight').argument('<id>').argument('<weight>', 'between 0 and 1').description("set an OSD's reweight (share of its CRUSH weight it keeps)")
     .action((id: string, weight: string, _o: unknown, c: Command) => runCommand(c, { osdReweight: { id: parseIds([id])[0] ?? 0, reweight: parseWeight(weight, weightOne) } }));
-  osd.command('create').description('add an OSD to the map (an OSD daemon that boots with a new id does this itself)')
-    .option('--id <n>', 'the id (default: lowest free)').option('--host <name>', 'CRUSH host').option('--weight <w>', 'CRUSH weight', '1')
-    .action((o: { id?: string; host?: string; weight: string }, c: Command) =>
-      runCommand(c, { osdCreate: { hasId: o.id !== undefined, id: o.id === undefined ? 0 : (parseIds([o.id])[0] ?? 0), host: o.host ?? '', crushWeight: parseWeight(o.weight) } }));
+  // `--id`, `--host` and `--weight` are the osd command's own options (shared with the daemon form), read from there.
+  osd.command('create').description('add an OSD to the map (an OSD daemon that boots with a new id does this itself); takes --id, --host, --weight')
+    .action((_o: unknown, c: Command) => {
+      const o = c.optsWithGlobals<{ id?: string; host?: string; weight?: string }>();
+      return runCommand(c, { osdCreate: { hasId: o.id !== undefined, id: o.id === undefined ? 0 : (parseIds([o.id])[0] ?? 0), host: o.host ?? '', crushWeight: parseWeight(o.weight ?? '1') } });
+    });
   osd.command('rm').argument('<id>').description('remove a down OSD from the map')
     .action((id: string, _o: unknown, c: Command) => runCommand(c, { osdRm: { id: parseIds([id])[0] ?? 0 } }));
   osd.command('set').argument('<flag>', 'noout, noin, nodown, noup, pause, noscrub, nodeep-scrub, norecover, nobackfill, norebalance').description('set a cluster flag')

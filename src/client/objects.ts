@@ -116,7 +116,7 @@ export class ObjectClient implements Startable {
   }
 
   /** Sends a request to the current primary of a PG, resending as the map changes. */
-  async #toPrimary(pgOf: (map: ClusterMap) => PgId, op: 'op' | 'pg-list', header: (map: ClusterMap) => Uint8Array, payload?: Buffer): Promise<{ header: Uint8Array; payload: Buffer }> {
+  async #toPrimary(pgOf: (map: ClusterMap) => PgId, op: 'op' | 'pg-list' | 'watch' | 'watch-poll' | 'notify' | 'notify-ack', header: (map: ClusterMap) => Uint8Array, payload?: Buffer): Promise<{ header: Uint8Array; payload: Buffer }> {
     const deadline = Date.now() + this.#opTimeoutMs;
     let lastError: StorageError | undefined;
     for (let attempt = 0; attempt <= this.#retryAttemptsMax; attempt++) {
@@ -248,6 +248,64 @@ export class ObjectClient implements Startable {
     const r = await this.execute(pool, name, [{ kind: Kind.KIND_OMAP_LIST, after: options.after ?? '', prefix: options.prefix ?? '', limit: options.limit ?? 1000 }]);
     const result = r.reply.results[0];
     return { entries: (result?.entries ?? []).map((e) => [e.key ?? '', Buffer.from(e.value ?? new Uint8Array())]), more: result?.more ?? false };
+  }
+
+  /** Sends a watch/notify request for `object` to its primary. */
+  async #objectRequest(op: 'watch' | 'watch-poll' | 'notify' | 'notify-ack', poolName: string, object: string, header: (base: { pool: number; pgSeed: number; epoch: number; object: string }) => Uint8Array) {
+    const pool = this.pool(poolName);
+    return this.#toPrimary(
+      (map) => placementFor(map).objectToPg(pool.id, object),
+      op,
+      (map) => header({ pool: pool.id, pgSeed: placementFor(map).objectToPg(pool.id, object).seed, epoch: map.epoch, object }),
+    );
+  }
+
+  /**
+   * Watches an object: `onNotify` runs for every notify sent to it, and its return value is the reply the notifier
+   * receives. Watches live on the object's primary; when it changes the watch is registered again and `onError` is
+   * told that notifications may have been missed in between. Stop with the returned handle.
+   */
+  async watch(
+    poolName: string,
+    object: string,
+    onNotify: (notification: { payload: Buffer; notifier: string }) => Buffer | void | Promise<Buffer | void>,
+    onError: (error: StorageError) => void = () => {},
+  ): Promise<{ stop(): Promise<void> }> {
+    const watcher = `${this.clientName}/${randomBytes(4).toString('hex')}`;
+    const register = () => this.#objectRequest('watch', poolName, object, (base) => osdCodecs.watchRequest.encode({ ...base, watcher }));
+    await register();
+    let stopped = false;
+    const loop = async () => {
+      while (!stopped) {
+        try {
+          const reply = await this.#objectRequest('watch-poll', poolName, object, (base) => osdCodecs.watchPollRequest.encode({ ...base, watcher, waitMs: 10_000 }));
+          for (const n of osdCodecs.watchPollReply.decode(reply.header).notifications ?? []) {
+            const answer = (await onNotify({ payload: Buffer.from(n.payload ?? new Uint8Array()), notifier: n.notifier ?? '' })) ?? Buffer.alloc(0);
+            await this.#objectRequest('notify-ack', poolName, object, (base) => osdCodecs.notifyAckRequest.encode({ ...base, watcher, notifyId: n.notifyId ?? 0, reply: answer }));
+          }
+        } catch (error) {
+          if (stopped) return;
+          const failure = StorageError.from(error);
+          onError(new StorageError('UNAVAILABLE', `watch on ${poolName}/${object} was lost (${failure.message}); registered again, notifications may have been missed`, { cause: error }));
+          await new Promise((r) => setTimeout(r, 200));
+          await register().catch(() => {});
+        }
+      }
+    };
+    void loop();
+    return {
+      stop: async () => {
+        stopped = true;
+        await this.#objectRequest('watch', poolName, object, (base) => osdCodecs.watchRequest.encode({ ...base, watcher, unwatch: true })).catch(() => {});
+      },
+    };
+  }
+
+  /** Notifies every watcher of an object; resolves with their replies and the watchers that did not answer in time. */
+  async notify(poolName: string, object: string, payload: Buffer, timeoutMs = 5000): Promise<{ acks: Map<string, Buffer>; timeouts: string[] }> {
+    const reply = await this.#objectRequest('notify', poolName, object, (base) => osdCodecs.notifyRequest.encode({ ...base, notifier: this.clientName, payload, timeoutMs }));
+    const decoded = osdCodecs.notifyReply.decode(reply.header);
+    return { acks: new Map((decoded.acks ?? []).map((a) => [a.key ?? '', Buffer.from(a.value ?? new Uint8Array())])), timeouts: decoded.timeouts ?? [] };
   }
 
   /**

@@ -57,6 +57,12 @@ export const osdCodecs = {
   scanReply: c(shoal.ScanReply, 'ScanReply'),
   ping: c(shoal.OsdPing, 'OsdPing'),
   pgActivate: c(shoal.PgActivate, 'PgActivate'),
+  watchRequest: c(shoal.WatchRequest, 'WatchRequest'),
+  watchPollRequest: c(shoal.WatchPollRequest, 'WatchPollRequest'),
+  watchPollReply: c(shoal.WatchPollReply, 'WatchPollReply'),
+  notifyRequest: c(shoal.NotifyRequest, 'NotifyRequest'),
+  notifyAckRequest: c(shoal.NotifyAckRequest, 'NotifyAckRequest'),
+  notifyReply: c(shoal.NotifyReply, 'NotifyReply'),
 } as const;
 
 export function encodePgLogEntry(entry: shoal.PgLogEntry.$Properties): Buffer {

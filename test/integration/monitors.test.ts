@@ -239,5 +239,6 @@ test('10,000 commands keep the log bounded by snapshots; all monitors restarted 
   assert.deepEqual(after.pools, before.pools);
   assert.deepEqual(after.osds, before.osds);
   assert.deepEqual(after.crush, before.crush);
+  await leaderName();
   await client.command({ poolSet: { name: 'churn', key: 'application', value: 'after-restart' } });
 });

@@ -112,3 +112,32 @@ test('hostile input on the data plane: garbage, absurd lengths, unknown ops, bad
   await client.put('data', 'still-serving', Buffer.from('yes'));
   assert.equal((await client.get('data', 'still-serving')).toString(), 'yes');
 });
+
+test('watch/notify: every watcher gets the notify and its reply reaches the notifier; a stopped watcher no longer counts', async () => {
+  await client.put('data', 'bell', Buffer.from('ring'));
+  const other = new ObjectClient(config, { opTimeoutMs: 30_000 });
+  await other.start();
+  try {
+    const seen: string[] = [];
+    const w1 = await client.watch('data', 'bell', (n) => {
+      seen.push(`w1:${n.payload.toString()}`);
+      return Buffer.from('one');
+    });
+    const w2 = await other.watch('data', 'bell', (n) => {
+      seen.push(`w2:${n.payload.toString()}`);
+      return Buffer.from('two');
+    });
+    const result = await other.notify('data', 'bell', Buffer.from('hello'), 5000);
+    assert.deepEqual([...result.acks.values()].map((v) => v.toString()).sort(), ['one', 'two']);
+    assert.deepEqual(result.timeouts, []);
+    assert.deepEqual(seen.sort(), ['w1:hello', 'w2:hello']);
+    await w2.stop();
+    const second = await client.notify('data', 'bell', Buffer.from('again'), 5000);
+    assert.deepEqual([...second.acks.values()].map((v) => v.toString()), ['one']);
+    await w1.stop();
+    const none = await client.notify('data', 'bell', Buffer.from('nobody'), 1000);
+    assert.equal(none.acks.size + none.timeouts.length, 0);
+  } finally {
+    await other.stop();
+  }
+});

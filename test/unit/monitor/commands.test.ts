@@ -42,7 +42,7 @@ test('init creates the default root and rules at epoch 1; commands before init a
   const map = initialised();
   assert.equal(map.epoch, 1);
   assert.equal(map.crush.buckets[0]?.name, 'default');
-  assert.deepEqual(map.crush.rules.map((r) => r.name), ['replicated_rule', 'erasure_rule']);
+  assert.deepEqual(map.crush.rules.map((r) => r.name), ['replicated_rule', 'erasure_rule', 'erasure_osd_rule']);
   rejects(emptyClusterMap('x'), { poolCreate: { name: 'p' } }, 'UNAVAILABLE');
   const again = applyCommand(map, { init: { fsid: 'other' } });
   assert.equal(again.map, map, 'a second init changes nothing');

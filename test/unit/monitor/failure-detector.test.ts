@@ -18,6 +18,7 @@ test('failure detector: silence beyond the grace marks an OSD down; heartbeats k
   const map = clusterWith(3);
   const detector = new FailureDetector(timeouts);
   detector.reset(0);
+  assert.deepEqual(detector.decide(map, 0), [], 'the detector sees the map from the start');
   for (const id of [0, 1, 2]) detector.heartbeat(id, 500);
   assert.deepEqual(detector.decide(map, 1400), []);
   detector.heartbeat(0, 1400);
@@ -26,10 +27,23 @@ test('failure detector: silence beyond the grace marks an OSD down; heartbeats k
   assert.deepEqual(commands.map((c) => c.osdDown?.ids), [[2]]);
 });
 
+test('failure detector: an OSD that just booted gets a full grace period, also after a reboot', () => {
+  let map = clusterWith(1);
+  const detector = new FailureDetector(timeouts);
+  detector.reset(0);
+  assert.deepEqual(detector.decide(map, 5000), [], 'first sighting at 5000');
+  assert.equal(detector.decide(map, 6100).length, 1);
+  map = applyCommand(map, { timestampMs: 7000, osdDown: { ids: [0] } }).map;
+  map = applyCommand(map, { timestampMs: 8000, osdBoot: { id: 0, address: '127.0.0.1:7600', host: 'h0' } }).map;
+  assert.deepEqual(detector.decide(map, 8000), [], 'the reboot is a new sighting');
+  assert.equal(detector.decide(map, 9100).length, 1);
+});
+
 test('failure detector: a new leader gives every OSD a fresh grace period', () => {
   const map = clusterWith(2);
   const detector = new FailureDetector(timeouts);
   detector.reset(10_000);
+  assert.deepEqual(detector.decide(map, 10_000), []);
   assert.deepEqual(detector.decide(map, 10_900), []);
   assert.equal(detector.decide(map, 11_100).length, 1);
 });
@@ -38,6 +52,7 @@ test('failure detector: two distinct up reporters mark a peer down; one is not e
   const map = clusterWith(4);
   const detector = new FailureDetector(timeouts);
   detector.reset(0);
+  detector.decide(map, 0);
   for (const id of [0, 1, 2, 3]) detector.heartbeat(id, 100);
   detector.report(3, 0, true, 200);
   detector.report(3, 0, true, 250);
