@@ -53,6 +53,8 @@ function xattrName(op: wire.ObjectOp.$Properties): string {
 export interface WritePlan {
   /** Whether the object exists once the ops are applied. */
   existsAfter: boolean;
+  /** Its size then (from the size before and the ops, without asking the store). */
+  sizeAfter: number;
 }
 
 /**
@@ -66,25 +68,36 @@ export function buildWriteTransaction(
   payload: Buffer,
   version: Eversion,
   existedBefore: boolean,
+  sizeBefore = 0,
 ): WritePlan {
   let exists = existedBefore;
+  let size = existedBefore ? sizeBefore : 0;
   for (const op of ops) {
     switch (op.kind ?? 0) {
-      case Kind.KIND_WRITE:
-        tx.write(oid, safe(op.offset, 'offset'), dataOf(op, payload));
+      case Kind.KIND_WRITE: {
+        const offset = safe(op.offset, 'offset');
+        const data = dataOf(op, payload);
+        tx.write(oid, offset, data);
+        size = Math.max(size, offset + data.length);
         exists = true;
         break;
-      case Kind.KIND_WRITE_FULL:
-        tx.writeFull(oid, dataOf(op, payload));
+      }
+      case Kind.KIND_WRITE_FULL: {
+        const data = dataOf(op, payload);
+        tx.writeFull(oid, data);
+        size = data.length;
         exists = true;
         break;
+      }
       case Kind.KIND_TRUNCATE:
-        tx.truncate(oid, safe(op.offset, 'size'));
+        size = safe(op.offset, 'size');
+        tx.truncate(oid, size);
         exists = true;
         break;
       case Kind.KIND_REMOVE:
         tx.remove(oid);
         exists = false;
+        size = 0;
         break;
       case Kind.KIND_CREATE:
         tx.touch(oid);
@@ -112,7 +125,7 @@ export function buildWriteTransaction(
     }
   }
   if (exists) tx.setXattr(oid, versionXattr, encodeVersionBytes(version));
-  return { existsAfter: exists };
+  return { existsAfter: exists, sizeAfter: exists ? size : 0 };
 }
 
 export interface ReadOutcome {
@@ -130,9 +143,13 @@ export interface ReadOutcome {
  * the request). Throws PRECONDITION_FAILED, ALREADY_EXISTS or NOT_FOUND when a guard or read fails.
  */
 export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readonly wire.ObjectOp.$Properties[]): Promise<ReadOutcome> {
-  const exists = await store.exists(oid);
+  const stat = await store.stat(oid).catch((error: unknown) => {
+    if (error instanceof StorageError && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  });
+  const exists = stat !== undefined;
+  const size = stat?.size ?? 0;
   const version = exists ? decodeVersionBytes(await store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
-  const size = exists ? (await store.stat(oid)).size : 0;
   const results: wire.ObjectOpResult.$Properties[] = [];
   const chunks: Buffer[] = [];
   let replyBytes = 0;
@@ -153,8 +170,7 @@ export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readon
         break;
       }
       case Kind.KIND_STAT: {
-        if (!exists) throw missing();
-        const stat = await store.stat(oid);
+        if (!stat) throw missing();
         result.size = stat.size;
         result.mtimeMs = stat.mtimeMs;
         result.exists = true;

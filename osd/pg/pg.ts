@@ -28,7 +28,7 @@ import {
 } from '../../src/index.js';
 import { Transaction, type ObjectId, type ObjectStore } from '../store/index.js';
 import type { PeerLink } from '../peers.js';
-import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr } from './object-ops.js';
+import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr, type WritePlan } from './object-ops.js';
 import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
 
 export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'active';
@@ -319,11 +319,10 @@ export class PlacementGroup {
       });
       if (!writes) return { reply: { version: outcome.version, results: outcome.results }, chunks: outcome.chunks };
       const generation = this.#peeringGeneration;
-      const existsAfter = await this.#replicate(oid, ops, payload, outcome.exists, outcome.version, reqid);
-      const sizeAfter = existsAfter ? (await this.#ctx.store.stat(oid)).size : 0;
+      const after = await this.#replicate(oid, ops, payload, outcome.exists, outcome.size, outcome.version, reqid);
       if (this.#usage && this.#current(generation)) {
-        this.#usage.objects += Number(existsAfter) - Number(outcome.exists);
-        this.#usage.bytes += sizeAfter - outcome.size;
+        this.#usage.objects += Number(after.existsAfter) - Number(outcome.exists);
+        this.#usage.bytes += after.sizeAfter - outcome.size;
       }
       return { reply: { version: this.#log.head, results: outcome.results }, chunks: outcome.chunks };
     });
@@ -349,14 +348,15 @@ export class PlacementGroup {
     ops: readonly wire.ObjectOp.$Properties[],
     payload: Buffer,
     existedBefore: boolean,
+    sizeBefore: number,
     priorVersion: Eversion,
     reqid: LogEntry['reqid'],
-  ): Promise<boolean> {
+  ): Promise<WritePlan> {
     if (this.#state !== 'active') throw new StorageError('UNAVAILABLE', `${this.name} stopped being active`);
     const version = this.#nextVersion();
     const mtimeMs = this.#ctx.clock.nowMs();
     const tx = new Transaction();
-    const plan = buildWriteTransaction(tx, oid, ops, payload, version, existedBefore);
+    const plan = buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
     this.#logInTransaction(tx, entry);
     const header = osdCodecs.repOpRequest.encode({
@@ -375,7 +375,7 @@ export class PlacementGroup {
     try {
       const settled = await Promise.allSettled([local, ...remote]);
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (!failed) return plan.existsAfter;
+      if (!failed) return plan;
       // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
       // client's resend is then recognised as a duplicate (or, if no member applied it, executed again).
       const failure = StorageError.from(failed.reason);
