@@ -642,6 +642,8 @@ export class Simulation<S = KvState> {
   }
 
   #checkDigest(node: SimNode<S>, index: number, when: string): void {
+    const broken = this.#machine.check?.(node.state);
+    if (broken !== undefined) this.#fail(`${node.id} at index ${index} ${when}: ${broken}`);
     const digest = this.#machine.digest(node.state);
     const known = this.#digests.get(index);
     if (known === undefined) this.#digests.set(index, digest);

@@ -13,6 +13,9 @@ export interface StateMachine<S> {
   digest(state: S): string;
   snapshot(state: S): Uint8Array;
   restore(bytes: Uint8Array): S;
+  /** An application-level invariant, checked wherever the digest is (after every apply, snapshot install and
+   * restart): a message says what is broken. */
+  check?(state: S): string | undefined;
 }
 
 /** Makes the `sequence`-th client command (any bytes `apply` accepts). */
