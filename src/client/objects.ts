@@ -133,11 +133,13 @@ export class ObjectClient implements Startable {
       try {
         return await this.#messenger.request(address, op, header(map), payload, { timeoutMs: Math.min(remainingMs, this.#opTimeoutMs) });
       } catch (error) {
-        lastError = StorageError.from(error);
-        if (!resend.has(lastError.code)) throw lastError;
-        this.#logger.debug('resending', { op, osd: mapping.primary, attempt, error: lastError.message });
+        const failure = StorageError.from(error);
+        if (!resend.has(failure.code)) throw failure;
+        // A TIMEOUT cut short by the deadline says less than why the attempts before it failed: keep that reason.
+        if (!(failure.code === 'TIMEOUT' && lastError && lastError.code !== 'TIMEOUT')) lastError = failure;
+        this.#logger.debug('resending', { op, osd: mapping.primary, attempt, error: failure.message });
         const backoffMs = Math.min(50 * 2 ** Math.min(attempt, 5), 1000);
-        await this.#newerMap(map.epoch, lastError.code === 'NOT_PRIMARY' || lastError.code === 'STALE_EPOCH' ? 1000 : backoffMs);
+        await this.#newerMap(map.epoch, failure.code === 'NOT_PRIMARY' || failure.code === 'STALE_EPOCH' ? 1000 : backoffMs);
       }
     }
     throw lastError ?? new StorageError('TIMEOUT', `${op} did not complete within ${this.#opTimeoutMs} ms`);

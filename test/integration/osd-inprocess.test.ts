@@ -23,18 +23,25 @@ let client: ObjectClient;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const logLevel = (process.env['SHOAL_TEST_LOG'] ?? 'error') as LogLevel;
 
+/** PGs below min_size fail their waiting ops after opWaitMs (short here, so the test need not wait 30 s). */
+const pgSettings = { opWaitMs: 1500 };
+
+async function startOsd(id: number, store: LevelStore): Promise<Osd> {
+  const logger = createLogger({ name: `osd.${id}`, level: logLevel });
+  const osd = createOsd({ id, cluster: config, host: `node-${id}`, listenAddress: '127.0.0.1:0', pg: pgSettings }, { store, clock: systemClock, logger });
+  await osd.start();
+  return osd;
+}
+
 before(async () => {
   dir = tempDir('osd-inproc');
   ({ config } = await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 3000, monitorCallTimeoutMs: 2000 }));
   monitor = createMonitor({ id: 'a', cluster: config, dataDir: join(dir, 'mon.a') }, { clock: systemClock, random: new Random(1), logger: createLogger({ name: 'mon.a', level: logLevel }) });
   await monitor.start();
   for (let id = 0; id < 3; id++) {
-    const logger = createLogger({ name: `osd.${id}`, level: logLevel });
-    const store = new LevelStore({ dir: join(dir, `osd.${id}`), logger });
+    const store = new LevelStore({ dir: join(dir, `osd.${id}`), logger: createLogger({ name: `osd.${id}`, level: logLevel }) });
     stores.push(store);
-    const osd = createOsd({ id, cluster: config, host: `node-${id}`, listenAddress: '127.0.0.1:0' }, { store, clock: systemClock, logger });
-    await osd.start();
-    osds.push(osd);
+    osds.push(await startOsd(id, store));
   }
   client = new ObjectClient(config, { opTimeoutMs: 30_000 });
   await client.start();
@@ -140,4 +147,34 @@ test('watch/notify: every watcher gets the notify and its reply reaches the noti
   } finally {
     await other.stop();
   }
+});
+
+test('fewer than min_size members up: I/O on the PG waits, then fails with INSUFFICIENT_REPLICAS; a member back and it resumes', async () => {
+  await client.monitors.command({ poolCreate: { name: 'strict', size: 3, minSize: 3, pgNum: 8 } });
+  await waitFor('pool strict in the client map', 10_000, () => (client.map().pools.some((p) => p.name === 'strict') ? true : undefined));
+  const before = randomBytes(5000);
+  await client.put('strict', 'kept', before);
+  const victim = 2;
+  await (osds[victim] as Osd).stop();
+  await waitFor(`osd.${victim} down in the client map`, 10_000, () => (client.map().osds.find((o) => o.id === victim)?.up === false ? true : undefined));
+  const impatient = new ObjectClient(config, { opTimeoutMs: 4000 });
+  await impatient.start();
+  try {
+    await assert.rejects(impatient.put('strict', 'blocked', randomBytes(100)), (e: unknown) => {
+      assert.ok(e instanceof StorageError, String(e));
+      assert.equal(e.code, 'INSUFFICIENT_REPLICAS', e.message);
+      assert.match(e.message, /min_size 3/);
+      return true;
+    });
+    await impatient.put('data', 'still-writable', randomBytes(100)); // size 3, min_size 2: two members are enough
+  } finally {
+    await impatient.stop();
+  }
+  const store = new LevelStore({ dir: join(dir, `osd.${victim}`), logger: createLogger({ name: `osd.${victim}`, level: logLevel }) });
+  stores[victim] = store;
+  osds[victim] = await startOsd(victim, store);
+  const after = randomBytes(7000);
+  await client.put('strict', 'after', after);
+  assert.equal(md5(await client.get('strict', 'after')), md5(after));
+  assert.equal(md5(await client.get('strict', 'kept')), md5(before));
 });
