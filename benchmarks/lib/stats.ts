@@ -28,7 +28,9 @@ export async function closedLoop(inFlight: number, limits: { count?: number; sec
       const i = next++;
       const t0 = performance.now();
       try {
-        bytes += await op(i);
+        // Not `bytes += await op(i)`: that reads `bytes` before awaiting, so concurrent workers would lose updates.
+        const done = await op(i);
+        bytes += done;
         latenciesMs.push(performance.now() - t0);
       } catch {
         errors++;

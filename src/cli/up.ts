@@ -101,7 +101,8 @@ export function registerUpCommand(program: Command): void {
       let shuttingDown = false;
       const start = (child: Child) => {
         const log = openSync(join(dir, `${child.name}.log`), 'a');
-        const proc = spawn(process.execPath, [cli, ...child.args], { stdio: ['ignore', log, log] });
+        // Daemons run with the supervisor's Node flags (heap size, --cpu-prof for profiling a whole cluster).
+        const proc = spawn(process.execPath, [...process.execArgv, cli, ...child.args], { stdio: ['ignore', log, log] });
         closeSync(log);
         child.process = proc;
         writeFileSync(join(dir, `${child.name}.pid`), String(proc.pid));
