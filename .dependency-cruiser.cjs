@@ -115,6 +115,12 @@ module.exports = {
       to: { path: 'node_modules/@subspace/' },
     },
     {
+      name: 'crc32-only-in-common',
+      severity: 'error',
+      from: { pathNot: '^(src/common/crc\\.ts$|test/|benchmarks/)' },
+      to: { path: 'node_modules/@node-rs/crc32' },
+    },
+    {
       name: 'fuse-native-only-in-adapter',
       severity: 'error',
       from: { pathNot: '^fuse/adapter' },
@@ -128,8 +134,9 @@ module.exports = {
     },
   ],
   options: {
+    // node_modules is not followed but not excluded either: excluding it would hide the third-party rules above.
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '(^|/)(dist|node_modules)/|src/protocol/generated/' },
+    exclude: { path: '(^|/)dist/|src/protocol/generated/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },

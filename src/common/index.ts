@@ -9,3 +9,4 @@ export * from './random.js';
 export * from './log.js';
 export * from './lifecycle.js';
 export * from './config.js';
+export * from './crc.js';

@@ -1,9 +1,9 @@
 /**
- * Block checksums of data files: crc32c (SSE4.2/NEON via @node-rs/crc32) of each `blockBytes` block, over the
- * block's bytes up to the object's end (so the last, partial block is checksummed by its real length).
+ * Block checksums of data files: crc32c (SSE4.2/NEON: `@node-rs/crc32`, imported only by src/common/crc.ts) of each
+ * `blockBytes` block, over the block's bytes up to the object's end (so the last, partial block is checksummed by its
+ * real length).
  */
-import { crc32c } from '@node-rs/crc32';
-import { StorageError } from '../../../src/common/index.js';
+import { StorageError, crc32c } from '../../../src/common/index.js';
 import { checksumsPerChunk, decodeChecksums, keys } from './codec.js';
 import type { KvStore } from './kv.js';
 import type { Lru } from './lru.js';
