@@ -13,3 +13,4 @@ export * from './monitor-rpc.js';
 export * from './map-incremental.js';
 export * from './messenger-codec.js';
 export * from './osd-codec.js';
+export * from './s3-codec.js';
