@@ -302,7 +302,7 @@ export class S3Store {
     await this.#releaseSegments(bucket, key, previous.segments);
   }
 
-  async #releaseSegments(bucket: Bucket, key: string, segments: wire.S3Segment[]): Promise<void> {
+  async #releaseSegments(bucket: Bucket, key: string, segments: wire.S3Segment.$Properties[]): Promise<void> {
     // Readers that started before the swap may still stream the old data: keep it for the grace period.
     for (const segment of segments) await this.#recordGarbage(bucket, segment, key, '', this.options.garbageGraceMs);
   }
@@ -401,7 +401,7 @@ export class S3Store {
         let next = 0;
         const issue = () => {
           const q = queue[next++];
-          if (q) reads.push(this.#client.get(bucket.dataPool, stripeName(bucket.id, segment.instance, q.n), { offset: q.from, length: q.count }));
+          if (q) reads.push(this.#client.get(bucket.dataPool, stripeName(bucket.id, segment.instance ?? '', q.n), { offset: q.from, length: q.count }));
         };
         for (let i = 0; i < 2; i++) issue();
         for (let i = 0; i < queue.length; i++) {
@@ -460,7 +460,7 @@ export class S3Store {
     const parts = await this.listParts(bucket, uploadId);
     const partKeys = parts.map((p) => `${uploadId}.${String(p.number).padStart(5, '0')}`);
     await this.#client.omapRemove(this.options.metaPool, `${bucket.id}.uploads`, [uploadId, ...partKeys]);
-    for (const p of parts) if (p.segment && !used.has(p.segment.instance)) await this.#recordGarbage(bucket, p.segment, key, '', 0);
+    for (const p of parts) if (p.segment && !used.has(p.segment.instance ?? '')) await this.#recordGarbage(bucket, p.segment, key, '', 0);
   }
 
   // ---- garbage ----
