@@ -127,6 +127,12 @@ module.exports = {
       to: { path: 'node_modules/fuse-native/' },
     },
     {
+      name: 'fast-xml-parser-only-in-s3-xml',
+      severity: 'error',
+      from: { pathNot: '^(gateway/s3/xml\\.ts$|test/|benchmarks/)' },
+      to: { path: 'node_modules/fast-xml-parser/' },
+    },
+    {
       name: 'no-unresolvable',
       severity: 'error',
       from: {},
