@@ -67,21 +67,16 @@ const putObject = (): SigV4Request =>
     ),
   });
 
-const getLifecycle = (): SigV4Request =>
-  request('GET', '/', 'lifecycle', {
+/** The GET bucket lifecycle and list objects examples: a GET of the bucket with a query. */
+const getBucket = (rawQuery: string, signature: string): SigV4Request =>
+  request('GET', '/', rawQuery, {
     host: 'examplebucket.s3.amazonaws.com',
     'x-amz-date': '20130524T000000Z',
     'x-amz-content-sha256': emptySha,
-    authorization: authHeader('host;x-amz-content-sha256;x-amz-date', 'fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543'),
+    authorization: authHeader('host;x-amz-content-sha256;x-amz-date', signature),
   });
-
-const listObjects = (): SigV4Request =>
-  request('GET', '/', 'max-keys=2&prefix=J', {
-    host: 'examplebucket.s3.amazonaws.com',
-    'x-amz-date': '20130524T000000Z',
-    'x-amz-content-sha256': emptySha,
-    authorization: authHeader('host;x-amz-content-sha256;x-amz-date', '34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7'),
-  });
+const getLifecycle = (): SigV4Request => getBucket('lifecycle', 'fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543');
+const listObjects = (): SigV4Request => getBucket('max-keys=2&prefix=J', '34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7');
 
 const chunkedPut = (): SigV4Request =>
   request('PUT', '/examplebucket/chunkObject.txt', '', {
