@@ -9,6 +9,7 @@ import { registerClusterCommands } from './cluster.js';
 import { registerCrushCommands } from './crush.js';
 import { registerObjectCommands } from './objects.js';
 import { registerUpCommand } from './up.js';
+import { registerS3Commands } from './s3.js';
 import { exitStatusFor } from './exit-status.js';
 
 function buildProgram(): Command {
@@ -22,6 +23,7 @@ function buildProgram(): Command {
   registerClusterCommands(program);
   registerUpCommand(program);
   registerObjectCommands(program);
+  registerS3Commands(program);
   return program;
 }
 

@@ -10,8 +10,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { connect } from 'node:net';
 import {
   MonitorClient,
+  ObjectClient,
   StorageError,
   clusterConfigToText,
   defaultMonitorSettings,
@@ -19,8 +21,9 @@ import {
   type ClusterConfig,
 } from '../index.js';
 import { loadConfig } from './config.js';
+import { openS3Store } from '../../gateway/s3/main.js';
 
-export const defaultPorts = { monitor: 7400, osd: 7600 } as const;
+export const defaultPorts = { monitor: 7400, osd: 7600, s3: 7480 } as const;
 
 interface UpOptions {
   dir: string;
@@ -29,6 +32,8 @@ interface UpOptions {
   osds: string;
   restart?: boolean;
   pool?: boolean;
+  s3Port: string;
+  s3?: boolean;
 }
 
 interface Child {
@@ -78,6 +83,8 @@ export function registerUpCommand(program: Command): void {
     .option('--osd-port <port>', 'first OSD port (osd.N listens on it + N)', String(defaultPorts.osd))
     .option('--restart', 'restart a daemon that dies')
     .option('--no-pool', 'do not create the default pool "data"')
+    .option('--s3-port <port>', 'port of the S3 gateway', String(defaultPorts.s3))
+    .option('--no-s3', 'do not run the S3 gateway')
     .action(async (options: UpOptions) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
@@ -91,6 +98,8 @@ export function registerUpCommand(program: Command): void {
           stopping: false,
         })),
       ];
+      const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
+      if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
@@ -99,6 +108,7 @@ export function registerUpCommand(program: Command): void {
         }
       }
       let shuttingDown = false;
+      let s3Admin: { accessKey: string; secretKey: string } | undefined;
       const start = (child: Child) => {
         const log = openSync(join(dir, `${child.name}.log`), 'a');
         // Daemons run with the supervisor's Node flags (heap size, --cpu-prof for profiling a whole cluster).
@@ -120,8 +130,8 @@ export function registerUpCommand(program: Command): void {
         shuttingDown = true;
         process.stderr.write(`shoal up: ${signal}: stopping ${children.length} daemons\n`);
         monitors.close();
-        // OSDs first, so they do not report each other to monitors that are going away.
-        const byKind = [children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
+        // Gateways first, then OSDs (so they do not report each other to monitors that are going away), then monitors.
+        const byKind = [children.filter((c) => c.name === 's3'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
         for (const group of byKind) {
           await Promise.all(
             group.map(
@@ -152,6 +162,12 @@ export function registerUpCommand(program: Command): void {
             await monitors.command({ poolCreate: { name: 'data', size: Math.min(3, osds), pgNum: 32, application: 'rados' } });
           }
         }
+        if (s3Port > 0) {
+          s3Admin = await ensureS3Admin(dir, config);
+          const s3 = children.find((c) => c.name === 's3') as Child;
+          start(s3);
+          await waitForPort(s3Port, 30_000, () => s3.process?.exitCode !== null && s3.process?.exitCode !== undefined);
+        }
       } catch (error) {
         await stopAll('start failed');
         throw error;
@@ -163,6 +179,12 @@ export function registerUpCommand(program: Command): void {
         ...config.monitors.map((m) => `  mon.${m.name}:     ${m.address}   pid ${children.find((c) => c.name === `mon.${m.name}`)?.process?.pid}   log ${join(dir, `mon.${m.name}.log`)}`),
         ...map.osds.filter((o) => o.id < osds).map((o) => `  osd.${o.id}:     ${o.address}   pid ${children.find((c) => c.name === `osd.${o.id}`)?.process?.pid}   log ${join(dir, `osd.${o.id}.log`)}`),
         `  pools:     ${map.pools.map((p) => p.name).join(', ') || 'none'}`,
+        ...(s3Admin
+          ? [
+              `  s3:        http://127.0.0.1:${s3Port}   pid ${children.find((c) => c.name === 's3')?.process?.pid}   log ${join(dir, 's3.log')}`,
+              `             user admin: access key ${s3Admin.accessKey}  secret key ${s3Admin.secretKey}   (also in ${join(dir, 's3-admin.json')})`,
+            ]
+          : []),
         'Ctrl-C stops the cluster; `shoal up` again restarts it on the same data.',
       ];
       process.stdout.write(lines.join('\n') + '\n');
@@ -190,5 +212,41 @@ async function waitForOsds(monitors: MonitorClient, osds: number, timeoutMs: num
     if (up >= osds) return;
     if (Date.now() > deadline) throw new StorageError('TIMEOUT', `only ${up} of ${osds} OSDs booted within ${timeoutMs} ms (see the osd.N.log files)`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The admin user's keys: created in the cluster on first start, kept in DIR/s3-admin.json for the next ones. */
+async function ensureS3Admin(dir: string, config: ClusterConfig): Promise<{ accessKey: string; secretKey: string }> {
+  const file = join(dir, 's3-admin.json');
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { accessKey: string; secretKey: string };
+    if (typeof saved.accessKey === 'string' && typeof saved.secretKey === 'string') return saved;
+  }
+  const client = new ObjectClient(config);
+  await client.start();
+  try {
+    const store = openS3Store(client, 'error');
+    await store.ensurePools();
+    const users = await store.listUsers();
+    const key = users.some((u) => u.name === 'admin') ? await store.createKey('admin') : await store.createUser('admin');
+    writeFileSync(file, JSON.stringify(key) + '\n', { mode: 0o600 });
+    return key;
+  } finally {
+    await client.stop();
+  }
+}
+
+async function waitForPort(port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolveOpen) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolveOpen(true)));
+      socket.once('error', () => resolveOpen(false));
+    });
+    if (open) return;
+    if (exited()) throw new StorageError('UNAVAILABLE', 'the S3 gateway exited at start (see s3.log)');
+    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `the S3 gateway did not listen on port ${port} within ${timeoutMs} ms (see s3.log)`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

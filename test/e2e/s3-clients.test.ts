@@ -1,0 +1,236 @@
+/**
+ * Issue 5 acceptance with real clients against `shoal up` (1 monitor, 3 OSDs, the S3 gateway): the newest
+ * @aws-sdk/client-s3 with its default checksums (Buffer and stream bodies, multipart through lib-storage, ranges,
+ * list v2 paging, presigned URLs via curl), Debian's aws-cli and boto3; refusals of bad signatures and digests with
+ * nothing stored; and a gateway killed with -9 mid-upload.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { cliPath, freePort, removeDir, tempDir, waitFor } from '../helpers/processes.js';
+
+let dir: string;
+let up: ChildProcess | undefined;
+let endpoint: string;
+let keys: { accessKey: string; secretKey: string };
+let s3: S3Client;
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+function client(secretKey = keys.secretKey): S3Client {
+  return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: keys.accessKey, secretAccessKey: secretKey } });
+}
+
+async function body(stream: unknown): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+async function s3Error(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof S3ServiceException) return error.name;
+    throw error as Error;
+  }
+  assert.fail('expected an S3 error');
+}
+
+before(async () => {
+  dir = tempDir('s3');
+  const osdPort = (await freePort()) % 20000 + 30000;
+  const s3Port = await freePort();
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--s3-port', String(s3Port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  up = child;
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  await waitFor(`shoal up with S3 to start:\n${output}`, 90_000, () => (output.includes('is up') ? true : undefined));
+  assert.match(output, /s3: +http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(output, /access key \S+ +secret key \S+/, 'shoal up prints the admin keys');
+  keys = JSON.parse(readFileSync(join(dir, 's3-admin.json'), 'utf8')) as { accessKey: string; secretKey: string };
+  endpoint = `http://127.0.0.1:${s3Port}`;
+  s3 = client();
+});
+
+after(async () => {
+  s3?.destroy();
+  if (up?.pid) {
+    up.kill('SIGTERM');
+    await new Promise((resolve) => up?.once('exit', resolve));
+  }
+  if (process.exitCode === undefined || process.exitCode === 0) removeDir(dir);
+  else process.stderr.write(`cluster files kept in ${dir}\n`);
+});
+
+test('AWS SDK v3 (default checksums): buckets, objects 0 B to 20 MiB (Buffer and stream bodies), ranges, HEAD, copy, delete', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'sdk' }));
+  const sizes = [0, 1, 4096, 4097, 1024 * 1024 + 3, 9 * 1024 * 1024 + 17];
+  for (const size of sizes) {
+    const data = randomBytes(size);
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'sdk', Key: `buf/${size}`, Body: data, ContentType: 'application/x-test', Metadata: { origin: 'buffer' } }));
+    assert.equal(put.ETag, `"${md5(data)}"`);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: `buf/${size}` }));
+    assert.equal(md5(await body(got.Body)), md5(data), `${size} bytes read back`);
+    assert.equal(got.ContentType, 'application/x-test');
+    assert.equal(got.Metadata?.['origin'], 'buffer');
+    // A stream body: aws-chunked with a CRC32 trailer, no Content-Length.
+    await s3.send(new PutObjectCommand({ Bucket: 'sdk', Key: `stream/${size}`, Body: Readable.from([data.subarray(0, size >> 1), data.subarray(size >> 1)]), ContentLength: size }));
+    const streamed = await s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: `stream/${size}` }));
+    assert.equal(md5(await body(streamed.Body)), md5(data), `${size} bytes streamed in, read back`);
+  }
+  const big = randomBytes(9 * 1024 * 1024 + 17);
+  await s3.send(new PutObjectCommand({ Bucket: 'sdk', Key: 'big', Body: big }));
+  for (const [range, from, to] of [['bytes=0-0', 0, 0], ['bytes=4194300-4194400', 4194300, 4194400], ['bytes=-10', big.length - 10, big.length - 1], ['bytes=9000000-', 9000000, big.length - 1]] as const) {
+    const part = await s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: 'big', Range: range }));
+    assert.equal(md5(await body(part.Body)), md5(big.subarray(from, to + 1)), range);
+    assert.equal(part.ContentRange, `bytes ${from}-${to}/${big.length}`);
+  }
+  const head = await s3.send(new HeadObjectCommand({ Bucket: 'sdk', Key: 'big' }));
+  assert.equal(head.ContentLength, big.length);
+  await s3.send(new CopyObjectCommand({ Bucket: 'sdk', Key: 'big-copy', CopySource: 'sdk/big' }));
+  assert.equal(md5(await body((await s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: 'big-copy' }))).Body)), md5(big));
+  assert.equal(await s3Error(s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: 'missing' }))), 'NoSuchKey');
+  assert.equal(await s3Error(s3.send(new GetObjectCommand({ Bucket: 'sdk', Key: 'big', Range: `bytes=${big.length}-` }))), 'InvalidRange');
+  assert.equal(await s3Error(s3.send(new DeleteBucketCommand({ Bucket: 'sdk' }))), 'BucketNotEmpty');
+  await s3.send(new DeleteObjectCommand({ Bucket: 'sdk', Key: 'big-copy' }));
+  assert.equal(await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'sdk', Key: 'big-copy' }))), 'NotFound');
+});
+
+test('AWS SDK v3: multipart upload through lib-storage (33 MiB in 5 MiB parts) reads back by hash', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'multi' }));
+  const data = randomBytes(33 * 1024 * 1024 + 5);
+  const upload = new Upload({ client: s3, params: { Bucket: 'multi', Key: 'large.bin', Body: Readable.from([data]) }, partSize: 5 * 1024 * 1024, queueSize: 3 });
+  const done = await upload.done();
+  assert.match(String(done.ETag), /^"[0-9a-f]{32}-7"$/);
+  const got = await s3.send(new GetObjectCommand({ Bucket: 'multi', Key: 'large.bin' }));
+  assert.equal(got.ContentLength, data.length);
+  assert.equal(md5(await body(got.Body)), md5(data));
+  const middle = await s3.send(new GetObjectCommand({ Bucket: 'multi', Key: 'large.bin', Range: 'bytes=5242870-10485770' }));
+  assert.equal(md5(await body(middle.Body)), md5(data.subarray(5242870, 10485771)));
+});
+
+test('AWS SDK v3: ListObjectsV2 pages over 2,500 keys with prefixes and delimiters; DeleteObjects', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'many' }));
+  const names = Array.from({ length: 2500 }, (_, i) => `${i % 2 ? 'odd' : 'even'}/${String(i).padStart(5, '0')}`);
+  for (let i = 0; i < names.length; i += 50) {
+    await Promise.all(names.slice(i, i + 50).map((Key) => s3.send(new PutObjectCommand({ Bucket: 'many', Key, Body: Key }))));
+  }
+  const listed: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: 'many', MaxKeys: 1000, ...(token ? { ContinuationToken: token } : {}) }));
+    listed.push(...(page.Contents ?? []).map((c) => c.Key ?? ''));
+    token = page.NextContinuationToken;
+    pages++;
+  } while (token);
+  assert.equal(pages, 3);
+  assert.deepEqual(listed, [...names].sort());
+  const top = await s3.send(new ListObjectsV2Command({ Bucket: 'many', Delimiter: '/' }));
+  assert.deepEqual((top.CommonPrefixes ?? []).map((p) => p.Prefix), ['even/', 'odd/']);
+  const odd = await s3.send(new ListObjectsV2Command({ Bucket: 'many', Prefix: 'odd/', MaxKeys: 5, StartAfter: 'odd/00100' }));
+  assert.deepEqual((odd.Contents ?? []).map((c) => c.Key), ['odd/00101', 'odd/00103', 'odd/00105', 'odd/00107', 'odd/00109']);
+  const removed = await s3.send(new DeleteObjectsCommand({ Bucket: 'many', Delete: { Objects: names.slice(0, 1000).map((Key) => ({ Key })) } }));
+  assert.equal(removed.Deleted?.length, 1000);
+  const rest = await s3.send(new ListObjectsV2Command({ Bucket: 'many', MaxKeys: 1000 }));
+  assert.equal(rest.KeyCount, 1000);
+  assert.equal(rest.IsTruncated, true);
+});
+
+test('presigned GET and PUT work with curl; an expired URL is refused', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'presign' }));
+  const data = randomBytes(100_000);
+  const file = join(dir, 'presign.bin');
+  writeFileSync(file, data);
+  const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'presign', Key: 'up.bin' }), { expiresIn: 300 });
+  const put = spawnSync('curl', ['-sS', '-f', '-X', 'PUT', '--upload-file', file, putUrl], { encoding: 'utf8' });
+  assert.equal(put.status, 0, put.stderr);
+  const getUrl = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'presign', Key: 'up.bin' }), { expiresIn: 300 });
+  const get = spawnSync('curl', ['-sS', '-f', getUrl], { maxBuffer: 1 << 24 });
+  assert.equal(get.status, 0, String(get.stderr));
+  assert.equal(md5(get.stdout), md5(data));
+  const expired = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'presign', Key: 'up.bin' }), { expiresIn: 1, signingDate: new Date(Date.now() - 3600_000) });
+  const refused = spawnSync('curl', ['-sS', '-w', '%{http_code}', '-o', '/dev/null', expired], { encoding: 'utf8' });
+  assert.equal(refused.stdout, '403');
+});
+
+test('bad requests are refused with the right S3 error and store nothing: wrong secret, bad Content-MD5, wrong checksum', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'refuse' }));
+  const wrong = client('not-the-secret');
+  assert.equal(await s3Error(wrong.send(new PutObjectCommand({ Bucket: 'refuse', Key: 'k', Body: 'x' }))), 'SignatureDoesNotMatch');
+  wrong.destroy();
+  assert.equal(await s3Error(s3.send(new PutObjectCommand({ Bucket: 'refuse', Key: 'md5', Body: 'hello', ContentMD5: createHash('md5').update('other').digest('base64') }))), 'BadDigest');
+  assert.equal(await s3Error(s3.send(new PutObjectCommand({ Bucket: 'refuse', Key: 'crc', Body: 'hello', ChecksumCRC32: 'AAAAAA==' }))), 'BadDigest');
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'refuse' }));
+  assert.equal(listed.KeyCount, 0, 'nothing was stored');
+});
+
+test('aws-cli and boto3 (Debian): mb, cp up and down, ls, sync, rm, rb; multipart and copy through s3api', (t) => {
+  const aws = '/usr/bin/aws';
+  if (!existsSync(aws)) {
+    t.skip('Debian awscli is not installed (npm test installs it when run as root)');
+    return;
+  }
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: keys.accessKey, AWS_SECRET_ACCESS_KEY: keys.secretKey, AWS_DEFAULT_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+  const run = (...args: string[]) => {
+    const r = spawnSync(aws, ['--endpoint-url', endpoint, ...args], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+    assert.equal(r.status, 0, `aws ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const local = join(dir, 'awscli');
+  mkdirSync(join(local, 'tree', 'sub'), { recursive: true });
+  const files: Record<string, Buffer> = { 'tree/a.bin': randomBytes(12345), 'tree/sub/b.bin': randomBytes(20 * 1024 * 1024 + 1), 'tree/empty': Buffer.alloc(0) };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(local, name), data);
+  run('s3', 'mb', 's3://cli');
+  run('s3', 'cp', '--only-show-errors', join(local, 'tree/sub/b.bin'), 's3://cli/b.bin');
+  run('s3', 'cp', '--only-show-errors', 's3://cli/b.bin', join(local, 'b.back'));
+  assert.equal(md5(readFileSync(join(local, 'b.back'))), md5(files['tree/sub/b.bin'] as Buffer));
+  run('s3', 'sync', '--only-show-errors', join(local, 'tree'), 's3://cli/tree');
+  assert.match(run('s3', 'ls', '--recursive', 's3://cli/tree/'), /tree\/sub\/b\.bin/);
+  run('s3', 'sync', '--only-show-errors', 's3://cli/tree', join(local, 'down'));
+  for (const [name, data] of Object.entries(files)) assert.equal(md5(readFileSync(join(local, 'down', name.slice('tree/'.length)))), md5(data), name);
+  run('s3api', 'copy-object', '--bucket', 'cli', '--key', 'copied', '--copy-source', 'cli/b.bin');
+  const head = JSON.parse(run('s3api', 'head-object', '--bucket', 'cli', '--key', 'copied')) as { ContentLength: number };
+  assert.equal(head.ContentLength, (files['tree/sub/b.bin'] as Buffer).length);
+  run('s3', 'rm', '--only-show-errors', '--recursive', 's3://cli');
+  run('s3', 'rb', 's3://cli');
+
+  const boto = spawnSync('/usr/bin/python3', ['-c', `
+import boto3, hashlib, os
+from botocore.config import Config
+s3 = boto3.client('s3', endpoint_url='${endpoint}', region_name='us-east-1', config=Config(s3={'addressing_style': 'path'}, signature_version='s3v4'))
+s3.create_bucket(Bucket='boto')
+data = os.urandom(3 * 1024 * 1024 + 7)
+s3.put_object(Bucket='boto', Key='k', Body=data)
+got = s3.get_object(Bucket='boto', Key='k')['Body'].read()
+assert hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest()
+s3.upload_fileobj(__import__('io').BytesIO(data * 4), 'boto', 'multi', Config=boto3.s3.transfer.TransferConfig(multipart_threshold=5*1024*1024, multipart_chunksize=5*1024*1024))
+got = s3.get_object(Bucket='boto', Key='multi')['Body'].read()
+assert hashlib.md5(got).hexdigest() == hashlib.md5(data * 4).hexdigest()
+print('boto3 ok')
+`], { env, encoding: 'utf8' });
+  assert.equal(boto.status, 0, boto.stderr);
+  assert.match(boto.stdout, /boto3 ok/);
+});
