@@ -9,6 +9,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   objects: async () => (await import('./objects.js')).run,
   store: async () => (await import('./store.js')).run,
   messenger: async () => (await import('./messenger.js')).run,
+  s3: async () => (await import('./s3.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -10,6 +10,7 @@ import { registerCrushCommands } from './crush.js';
 import { registerObjectCommands } from './objects.js';
 import { registerUpCommand } from './up.js';
 import { registerS3Commands } from './s3.js';
+import { registerBenchCommands } from './bench.js';
 import { exitStatusFor } from './exit-status.js';
 
 function buildProgram(): Command {
@@ -24,6 +25,7 @@ function buildProgram(): Command {
   registerUpCommand(program);
   registerObjectCommands(program);
   registerS3Commands(program);
+  registerBenchCommands(program);
   return program;
 }
 
