@@ -70,7 +70,12 @@ export class ObjectClient implements Startable {
   }
 
   async start(): Promise<void> {
-    this.#setMap(await this.#monitors.getMap());
+    const map = await this.#monitors.getMap();
+    // Monitors answering for another cluster (a stale config, a reused port): never act on their map.
+    if (map.fsid && this.#config.fsid && map.fsid !== this.#config.fsid) {
+      throw new StorageError('INVALID_ARGUMENT', `the monitors ${this.#config.monitors.map((m) => m.address).join(', ')} serve cluster ${map.fsid}, not ${this.#config.fsid} of the config`);
+    }
+    this.#setMap(map);
     this.#subscription = this.#monitors.subscribe(this.clientName, (map) => this.#setMap(map));
   }
 
@@ -87,6 +92,7 @@ export class ObjectClient implements Startable {
 
   #setMap(map: ClusterMap): void {
     if (this.#map && map.epoch <= this.#map.epoch) return;
+    if (map.fsid && this.#config.fsid && map.fsid !== this.#config.fsid) return;
     this.#map = map;
     const waiting = this.#mapWaiters;
     this.#mapWaiters = [];

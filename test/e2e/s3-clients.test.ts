@@ -19,6 +19,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListBucketsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -26,18 +27,19 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { cliPath, freePort, removeDir, tempDir, waitFor } from '../helpers/processes.js';
+import { runCli, waitFor } from '../helpers/processes.js';
+import { startS3Cluster, type S3Cluster } from '../helpers/s3-cluster.js';
 
 let dir: string;
-let up: ChildProcess | undefined;
+let cluster: S3Cluster | undefined;
 let endpoint: string;
 let keys: { accessKey: string; secretKey: string };
 let s3: S3Client;
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-function client(secretKey = keys.secretKey): S3Client {
-  return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: keys.accessKey, secretAccessKey: secretKey } });
+function client(secretKey = keys.secretKey, accessKey = keys.accessKey): S3Client {
+  return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: accessKey, secretAccessKey: secretKey } });
 }
 
 async function body(stream: unknown): Promise<Buffer> {
@@ -57,31 +59,16 @@ async function s3Error(promise: Promise<unknown>): Promise<string> {
 }
 
 before(async () => {
-  dir = tempDir('s3');
-  const osdPort = (await freePort()) % 20000 + 30000;
-  const s3Port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--s3-port', String(s3Port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  up = child;
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor(`shoal up with S3 to start:\n${output}`, 90_000, () => (output.includes('is up') ? true : undefined));
-  assert.match(output, /s3: +http:\/\/127\.0\.0\.1:\d+/);
-  assert.match(output, /access key \S+ +secret key \S+/, 'shoal up prints the admin keys');
-  keys = JSON.parse(readFileSync(join(dir, 's3-admin.json'), 'utf8')) as { accessKey: string; secretKey: string };
-  endpoint = `http://127.0.0.1:${s3Port}`;
+  cluster = await startS3Cluster('s3');
+  ({ dir, endpoint, keys } = cluster);
+  assert.match(cluster.output(), /s3: +http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(cluster.output(), /access key \S+ +secret key \S+/, 'shoal up prints the admin keys');
   s3 = client();
 });
 
 after(async () => {
   s3?.destroy();
-  if (up?.pid) {
-    up.kill('SIGTERM');
-    await new Promise((resolve) => up?.once('exit', resolve));
-  }
-  if (process.exitCode === undefined || process.exitCode === 0) removeDir(dir);
-  else process.stderr.write(`cluster files kept in ${dir}\n`);
+  await cluster?.stop();
 });
 
 test('AWS SDK v3 (default checksums): buckets, objects 0 B to 20 MiB (Buffer and stream bodies), ranges, HEAD, copy, delete', async () => {
@@ -233,4 +220,33 @@ print('boto3 ok')
 `], { env, encoding: 'utf8' });
   assert.equal(boto.status, 0, boto.stderr);
   assert.match(boto.stdout, /boto3 ok/);
+});
+
+test('users: shoal s3 user/key create, ls and rm; each user sees only their own buckets; a removed key stops working', async () => {
+  const conf = join(dir, 'shoal.conf');
+  const created = runCli(['--conf', conf, 's3', 'user', 'create', 'bob', '--json']);
+  assert.equal(created.status, 0, created.stderr);
+  const bob = JSON.parse(created.stdout) as { accessKey: string; secretKey: string };
+  const again = runCli(['--conf', conf, 's3', 'user', 'create', 'bob']);
+  assert.match(again.stderr, /ALREADY_EXISTS/);
+  const bobClient = client(bob.secretKey, bob.accessKey);
+  await s3.send(new CreateBucketCommand({ Bucket: 'admins-only' }));
+  await bobClient.send(new CreateBucketCommand({ Bucket: 'bobs' }));
+  const bobs = await bobClient.send(new ListBucketsCommand({}));
+  assert.deepEqual((bobs.Buckets ?? []).map((b) => b.Name), ['bobs']);
+  const admins = await s3.send(new ListBucketsCommand({}));
+  assert.ok(!(admins.Buckets ?? []).some((b) => b.Name === 'bobs'));
+  assert.equal(await s3Error(bobClient.send(new PutObjectCommand({ Bucket: 'admins-only', Key: 'k', Body: 'x' }))), 'AccessDenied');
+  assert.equal(await s3Error(bobClient.send(new CreateBucketCommand({ Bucket: 'admins-only' }))), 'BucketAlreadyExists');
+  const listed = JSON.parse(runCli(['--conf', conf, 's3', 'user', 'ls', '--json']).stdout) as { name: string; accessKeys: string[] }[];
+  assert.deepEqual(listed.find((u) => u.name === 'bob')?.accessKeys, [bob.accessKey]);
+  assert.match(runCli(['--conf', conf, 's3', 'user', 'rm', 'bob']).stderr, /NOT_EMPTY/);
+  const second = JSON.parse(runCli(['--conf', conf, 's3', 'key', 'create', 'bob', '--json']).stdout) as { accessKey: string; secretKey: string };
+  assert.equal(runCli(['--conf', conf, 's3', 'key', 'rm', bob.accessKey]).status, 0);
+  await waitFor('the removed key to be refused', 15_000, async () => ((await s3Error(bobClient.send(new ListBucketsCommand({})))) === 'InvalidAccessKeyId' ? true : undefined), 1000);
+  const secondClient = client(second.secretKey, second.accessKey);
+  await secondClient.send(new DeleteBucketCommand({ Bucket: 'bobs' }));
+  assert.equal(runCli(['--conf', conf, 's3', 'user', 'rm', 'bob']).status, 0);
+  bobClient.destroy();
+  secondClient.destroy();
 });

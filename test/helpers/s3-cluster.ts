@@ -8,7 +8,7 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { signRequest, type SignedRequest } from '../../gateway/s3/sigv4.js';
-import { cliPath, freePort, removeDir, tempDir, waitFor } from './processes.js';
+import { cliPath, freePort, removeDir, tempDir, waitFor, writeClusterConfig } from './processes.js';
 
 export interface S3Cluster {
   dir: string;
@@ -25,6 +25,12 @@ export interface S3Cluster {
 
 export async function startS3Cluster(prefix: string, options: { osds?: number; restart?: boolean } = {}): Promise<S3Cluster> {
   const dir = tempDir(prefix);
+  // `shoal up` puts a new cluster's monitor on the fixed port 7400; a config written first (free ports) keeps
+  // clusters of tests running at the same time apart.
+  await writeClusterConfig(dir, ['a'], { osdGraceMs: 6000 });
+  // A config with free monitor ports first: `shoal up` would otherwise use the default 7400, and clusters of tests
+  // running side by side would join each other's monitors.
+  await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 });
   const osdPort = ((await freePort()) % 20000) + 30000;
   const port = await freePort();
   const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', String(osdPort), '--s3-port', String(port)];
