@@ -108,7 +108,9 @@ function headersToStore(ctx: RequestContext): Header[] {
 /** The decoded request body, verified against x-amz-content-sha256 (or the chunk signatures) as it is read. */
 function requestBody(ctx: RequestContext, onTrailers?: (trailers: Map<string, string>) => void): AsyncIterable<Buffer> {
   const payload = ctx.auth.payload;
-  const source = ctx.req as AsyncIterable<Buffer>;
+  // Not `for await (… of ctx.req)`: leaving that loop early (a bad chunk signature) destroys the request and with it
+  // the connection, so the client never got the error answer. The server drains or closes the connection itself.
+  const source = ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
   if (payload.kind === 'streaming-signed' || payload.kind === 'streaming-unsigned-trailer') {
     const decoded = header(ctx, 'x-amz-decoded-content-length');
     return decodeAwsChunked(source, {
@@ -184,6 +186,16 @@ async function storeBody(ctx: RequestContext, bucket: Bucket, key: string, allow
   if (header(ctx, 'content-length') === undefined && header(ctx, 'transfer-encoding') === undefined) {
     throw new S3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.');
   }
+  // Refuse an announced size over the limit before reading anything (a Content-Length of 10^18 otherwise kept the
+  // request open until that many bytes had come).
+  const sizeMax = singlePutMax;
+  const streaming = ctx.auth.payload.kind === 'streaming-signed' || ctx.auth.payload.kind === 'streaming-unsigned-trailer';
+  for (const name of streaming ? ['x-amz-decoded-content-length'] : ['content-length']) {
+    const declared = header(ctx, name);
+    if (declared !== undefined && Number(declared) > sizeMax) {
+      throw new S3Error('EntityTooLarge', `Your proposed upload exceeds the maximum allowed size (${sizeMax} bytes)`, { ProposedSize: declared, MaxSizeAllowed: String(sizeMax) });
+    }
+  }
   const checks = bodyChecks(ctx, defaultAlgorithm);
   const body = requestBody(ctx, (t) => {
     for (const [k, v] of t) checks.trailers.set(k.toLowerCase(), v);
@@ -191,7 +203,7 @@ async function storeBody(ctx: RequestContext, bucket: Bucket, key: string, allow
   const written = await ctx.store.writeData(bucket, key, body, {
     allowInline,
     ...(uploadId ? { uploadId } : {}),
-    sizeMax: uploadId ? singlePutMax : singlePutMax,
+    sizeMax,
     onData: (chunk) => {
       for (const c of checks.checksums) c.state.update(chunk);
     },

@@ -13,6 +13,10 @@ import { verifyRequest, type AuthResult, type SignedAuth } from './sigv4.js';
 import { errorXml } from './xml.js';
 import { handlers, type RequestContext } from './handlers.js';
 
+/** How much of a refused request's unread body is read (and dropped) so that the client sees the answer, and for how long. */
+const drainBytesMax = 8 * 1024 * 1024;
+const drainMsMax = 5000;
+
 export interface S3GatewayOptions {
   /** host:port to listen on (port 0: any free port). */
   listen: string;
@@ -111,20 +115,52 @@ export function createS3Gateway(options: S3GatewayOptions, deps: { store: S3Stor
       requestId,
       details: error.details,
     });
-    res.writeHead(error.status, {
-      'content-type': 'application/xml',
-      'content-length': Buffer.byteLength(body),
-      'x-amz-request-id': requestId,
-      'x-amz-id-2': requestId,
-    });
-    res.end(body);
-    // A request whose body was not read: close the connection rather than read what may be gigabytes.
-    if (!req.complete) req.socket.destroySoon?.();
+    let answered = false;
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      if (res.destroyed) return;
+      res.writeHead(error.status, {
+        'content-type': 'application/xml',
+        'content-length': Buffer.byteLength(body),
+        'x-amz-request-id': requestId,
+        'x-amz-id-2': requestId,
+        ...(req.complete ? {} : { connection: 'close' }),
+      });
+      res.end(body);
+      // A request whose body was not read: close the connection rather than read what may be gigabytes.
+      // (The socket is null once the connection is gone, e.g. a client that hung up mid-body.)
+      if (!req.complete) req.socket?.destroySoon?.();
+    };
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (req.complete || req.destroyed || declared > drainBytesMax) {
+      answer();
+      return;
+    }
+    // The client is still sending a body we refused part-way (a bad chunk signature, say). Closing with its bytes
+    // unread makes TCP reset the connection, and the client then loses this answer and sees a network error; so
+    // read and drop the rest first, as long as it is small and comes quickly, then answer.
+    let drained = 0;
+    const timer = clock.setTimer(drainMsMax, () => done());
+    const onData = (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > drainBytesMax) done();
+    };
+    const done = () => {
+      timer.cancel();
+      req.off('data', onData).off('end', done).off('close', done);
+      answer();
+    };
+    req.on('data', onData).once('end', done).once('close', done);
+    req.resume();
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const requestId = randomBytes(8).toString('hex').toUpperCase();
     const started = clock.monotonicMs();
+    // Read now: once a failed request's connection is destroyed, req.socket is null, and reading it in the log line
+    // below threw an unhandled rejection that killed the gateway (any client could do it with a bad chunk signature).
+    const remote = req.socket?.remoteAddress;
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', requestId);
     res.setHeader('server', 'Shoal');
@@ -142,9 +178,10 @@ export function createS3Gateway(options: S3GatewayOptions, deps: { store: S3Stor
           url: req.url,
           status: res.statusCode,
           ms: Math.round(clock.monotonicMs() - started),
-          remote: req.socket.remoteAddress,
+          remote,
         });
-      });
+      })
+      .catch((error: unknown) => logger.error('request bookkeeping failed', { requestId, error: String(error) }));
   }
 
   return {
