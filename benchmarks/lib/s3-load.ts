@@ -41,6 +41,8 @@ export interface S3PhaseResult extends LoadResult {
   name: string;
   /** The first failure, for the report: status, S3 error code and message. */
   firstError?: string;
+  /** CPU the load generator itself used during the phase (100 = one core). */
+  clientCpuPercent: number;
 }
 
 export interface S3LoadReport {
@@ -146,6 +148,7 @@ function objectPath(bucket: string, key: string): string {
 /** Runs `op` in a closed loop and remembers the first failure's message. */
 async function phase(name: string, inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>): Promise<S3PhaseResult> {
   let firstError: string | undefined;
+  const cpu = process.cpuUsage();
   const result = await closedLoop(inFlight, limits, async (i) => {
     try {
       return await op(i);
@@ -154,11 +157,13 @@ async function phase(name: string, inFlight: number, limits: { count?: number; s
       throw error;
     }
   });
-  return { ...result, name, ...(firstError === undefined ? {} : { firstError }) };
+  const used = process.cpuUsage(cpu);
+  const clientCpuPercent = ((used.user + used.system) / 1e6 / result.seconds) * 100;
+  return { ...result, name, clientCpuPercent, ...(firstError === undefined ? {} : { firstError }) };
 }
 
 function phaseLine(r: S3PhaseResult): string {
-  const line = describe(r.name, r);
+  const line = `${describe(r.name, r)}  client cpu ${r.clientCpuPercent.toFixed(0)}%`;
   return r.errors === 0 ? line : `${line}  << ${r.errors} ERRORS; first: ${r.firstError ?? '?'}`;
 }
 
