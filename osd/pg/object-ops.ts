@@ -14,6 +14,8 @@ import { Transaction } from '../store/index.js';
 export const userXattrPrefix = 'u.';
 export const versionXattr = '_v';
 export const omapListLimitMax = 10_000;
+/** Bytes of keys and values one omap list answer carries at most (it pages on): well under the messenger's header bound. */
+export const omapListReplyBytesMax = 1024 * 1024;
 export const xattrNameBytesMax = 256;
 
 const Kind = wire.ObjectOp.Kind;
@@ -219,8 +221,12 @@ export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readon
         if (!exists) throw missing();
         const limit = Math.min(op.limit || 1000, omapListLimitMax);
         const page = await store.omapList(oid, { limit, ...(op.after ? { after: op.after } : {}), ...(op.prefix ? { prefix: op.prefix } : {}) });
-        result.entries = page.entries.map((e) => ({ key: e.key, value: e.value }));
-        result.more = page.more;
+        let bytes = 0;
+        const kept = page.entries.filter((e) => (bytes += Buffer.byteLength(e.key) + e.value.length + 8) <= omapListReplyBytesMax);
+        // At least one entry, so a caller always makes progress.
+        const entries = kept.length === 0 ? page.entries.slice(0, 1) : kept;
+        result.entries = entries.map((e) => ({ key: e.key, value: e.value }));
+        result.more = page.more || entries.length < page.entries.length;
         break;
       }
       case Kind.KIND_REMOVE:

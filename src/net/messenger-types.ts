@@ -52,7 +52,9 @@ export type ClientHandshake = (
 ) => Promise<void>;
 
 export const messengerDefaults = {
-  headerBytesMax: 64 * 1024,
+  // Replies carry omap entries and xattrs in the header (an omap value may be 256 KiB), so headers get room for a
+  // full page of them; data always travels in the payload.
+  headerBytesMax: 2 * 1024 * 1024,
   payloadBytesMax: 128 * 1024 * 1024,
   /** Per connection, at the client: more wait in the client's queue. */
   clientInflightRequestsMax: 128,

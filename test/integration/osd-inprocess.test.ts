@@ -178,3 +178,22 @@ test('fewer than min_size members up: I/O on the PG waits, then fails with INSUF
   assert.equal(md5(await client.get('strict', 'after')), md5(after));
   assert.equal(md5(await client.get('strict', 'kept')), md5(before));
 });
+
+test('omap list pages by bytes as well as by count: 300 entries of 10 KiB come back in several answers, all of them, in order', async () => {
+  const value = randomBytes(10 * 1024);
+  const keys = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(4, '0')}`);
+  for (let i = 0; i < keys.length; i += 50) await client.omapSet('data', 'big-omap', keys.slice(i, i + 50).map((k) => [k, value] as [string, Buffer]));
+  const seen: string[] = [];
+  let after = '';
+  let answers = 0;
+  for (;;) {
+    const page = await client.omapList('data', 'big-omap', { after, limit: 1000 });
+    answers++;
+    seen.push(...page.entries.map(([k]) => k));
+    for (const [, v] of page.entries) assert.equal(md5(v), md5(value));
+    if (!page.more) break;
+    after = page.entries.at(-1)?.[0] ?? '';
+  }
+  assert.deepEqual(seen, keys);
+  assert.ok(answers >= 3, `a 3 MB listing takes several answers (took ${answers})`);
+});
