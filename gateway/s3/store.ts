@@ -52,6 +52,8 @@ export const defaultS3StoreOptions = {
 } as const;
 
 const garbageShards = 8;
+/** How long a gateway trusts its copy of a bucket record (another gateway's delete shows within this). */
+const bucketCacheMs = 2000;
 const stripesInFlight = 4;
 
 export type Bucket = wire.S3Bucket;
@@ -84,6 +86,7 @@ export class S3Store {
   readonly options: S3StoreOptions;
   readonly #client: ObjectClient;
   readonly #keyCache = new Map<string, { key: wire.S3AccessKey; atMs: number }>();
+  readonly #bucketCache = new Map<string, { bucket: Bucket; atMs: number }>();
 
   constructor(client: ObjectClient, options: Partial<S3StoreOptions> & { clock: Clock; logger: Logger }) {
     this.#client = client;
@@ -206,9 +209,19 @@ export class S3Store {
   // ---- buckets ----
 
   async getBucket(name: string): Promise<Bucket> {
+    // Cached briefly: every request names its bucket, and a bucket changes only when created or deleted.
+    const now = this.options.clock.monotonicMs();
+    const cached = this.#bucketCache.get(name);
+    if (cached && now - cached.atMs < bucketCacheMs) return cached.bucket;
     const value = await this.#omapValue(this.options.metaPool, 'buckets', name);
-    if (!value) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { BucketName: name });
-    return s3Codecs.bucket.decode(value);
+    if (!value) {
+      this.#bucketCache.delete(name);
+      throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { BucketName: name });
+    }
+    const bucket = s3Codecs.bucket.decode(value);
+    if (this.#bucketCache.size > 10_000) this.#bucketCache.clear();
+    this.#bucketCache.set(name, { bucket, atMs: now });
+    return bucket;
   }
 
   async createBucket(name: string, owner: string, region: string): Promise<{ created: boolean; bucket: Bucket }> {
@@ -229,6 +242,7 @@ export class S3Store {
       dataPool: this.options.dataPool,
     };
     await this.#client.omapSet(metaPool, 'buckets', [[name, s3Codecs.bucket.encode(record)]]);
+    this.#bucketCache.delete(name);
     return { created: true, bucket: await this.getBucket(name) };
   }
 
@@ -241,6 +255,7 @@ export class S3Store {
     if (page.entries.length > 0) throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty', { BucketName: bucket.name });
     const uploads = await this.#omapAll(this.options.metaPool, `${bucket.id}.uploads`);
     await this.#client.omapRemove(this.options.metaPool, 'buckets', [bucket.name]);
+    this.#bucketCache.delete(bucket.name);
     for (let n = 0; n < bucket.indexShards; n++) await this.#client.remove(this.options.indexPool, `${bucket.id}.index.${n}`).catch(() => {});
     // Parts of unfinished uploads become garbage (the bucket no longer references them).
     for (const [, v] of uploads.filter(([k]) => k.includes('.'))) {
@@ -290,16 +305,33 @@ export class S3Store {
    * object it replaced to the collector.
    */
   async commitObject(bucket: Bucket, key: string, entry: wire.S3Object.$Properties): Promise<void> {
-    const previous = await this.#findObject(bucket, key);
-    await this.#client.omapSet(this.options.indexPool, this.#shardObject(bucket, key), [[key, s3Codecs.object.encode(entry)]]);
+    const set = { kind: Kind.KIND_OMAP_SET, entries: [{ key, value: s3Codecs.object.encode(entry) }] };
+    const previous = await this.#swapIndexEntry(bucket, key, set, true);
     if (previous) await this.#releaseSegments(bucket, key, previous.segments);
   }
 
   async deleteObject(bucket: Bucket, key: string): Promise<void> {
-    const previous = await this.#findObject(bucket, key);
-    if (!previous) return;
-    await this.#client.omapRemove(this.options.indexPool, this.#shardObject(bucket, key), [key]);
-    await this.#releaseSegments(bucket, key, previous.segments);
+    const previous = await this.#swapIndexEntry(bucket, key, { kind: Kind.KIND_OMAP_RM, keys: [key] }, false);
+    if (previous) await this.#releaseSegments(bucket, key, previous.segments);
+  }
+
+  /**
+   * Reads and changes one index entry in a single atomic op on its shard (reads see the entry as it was before the
+   * change), so the entry it returns is exactly the one replaced: one cluster round trip per PUT or DELETE, and two
+   * racing writers each release only what they replaced.
+   */
+  async #swapIndexEntry(bucket: Bucket, key: string, change: wire.ObjectOp.$Properties, createShard: boolean): Promise<ObjectEntry | undefined> {
+    const shard = this.#shardObject(bucket, key);
+    try {
+      const r = await this.#client.execute(this.options.indexPool, shard, [{ kind: Kind.KIND_OMAP_GET, keys: [key] }, change]);
+      const value = r.reply.results[0]?.entries?.[0]?.value;
+      return value && value.length > 0 ? s3Codecs.object.decode(value) : undefined;
+    } catch (error) {
+      if (!notFound(error)) throw error;
+      // The shard object does not exist yet (its bucket's first key): nothing to replace.
+      if (createShard) await this.#client.execute(this.options.indexPool, shard, [change]);
+      return undefined;
+    }
   }
 
   async #releaseSegments(bucket: Bucket, key: string, segments: wire.S3Segment.$Properties[]): Promise<void> {
