@@ -66,7 +66,7 @@ const listRepeats = 3;
 
 interface Response {
   status: number;
-  /** Bytes of the body (read fully); `text` only when asked for or on a failure (first 64 KiB). */
+  /** Bytes of the body (read fully); `text`: the whole body when asked for, the first 64 KiB of a failure's. */
   length: number;
   text: string;
 }
@@ -104,11 +104,13 @@ class S3Requester {
         { protocol: this.#url.protocol, hostname: this.#url.hostname, port: this.#url.port, method, path: query ? `${path}?${query}` : path, headers: signed.headers, agent: this.#agent },
         (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
-          const keep = options.wantText === true || status < 200 || status >= 300;
+          const wanted = options.wantText === true;
+          const keep = wanted || status < 200 || status >= 300;
           const chunks: Buffer[] = [];
           let length = 0;
           res.on('data', (chunk: Buffer) => {
-            if (keep && length < 65_536) chunks.push(chunk);
+            // A body asked for (a listing page) is kept whole; an error body only for its first 64 KiB.
+            if (wanted || (keep && length < 65_536)) chunks.push(chunk);
             length += chunk.length;
           });
           res.once('end', () => resolve({ status, length, text: keep ? Buffer.concat(chunks).toString('utf8') : '' }));
