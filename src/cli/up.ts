@@ -80,7 +80,7 @@ export function registerUpCommand(program: Command): void {
     .option('--dir <dir>', 'data, config, pid and log files', '.shoal')
     .option('--mons <n>', 'monitors (a new cluster only; an existing one keeps its config)', '1')
     .option('--osds <n>', 'OSDs', '3')
-    .option('--osd-port <port>', 'first OSD port (osd.N listens on it + N)', String(defaultPorts.osd))
+    .option('--osd-port <port>', 'first OSD port (osd.N listens on it + N; 0: each OSD takes any free port)', String(defaultPorts.osd))
     .option('--restart', 'restart a daemon that dies')
     .option('--no-pool', 'do not create the default pool "data"')
     .option('--s3-port <port>', 'port of the S3 gateway', String(defaultPorts.s3))
@@ -89,12 +89,13 @@ export function registerUpCommand(program: Command): void {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
       const osds = count('--osds', options.osds, 64);
+      const osdPortBase = options.osdPort === '0' ? 0 : count('--osd-port', options.osdPort, 65000);
       const { path: confPath, config } = ensureConfig(dir, count('--mons', options.mons, 7));
       const children: Child[] = [
         ...config.monitors.map((m) => ({ name: `mon.${m.name}`, args: ['mon', '--id', m.name, '--conf', confPath, '--data', join(dir, `mon.${m.name}`)], stopping: false })),
         ...Array.from({ length: osds }, (_, i) => ({
           name: `osd.${i}`,
-          args: ['osd', '--id', String(i), '--conf', confPath, '--data', join(dir, `osd.${i}`), '--listen', `127.0.0.1:${count('--osd-port', options.osdPort, 65000) + i}`, '--host', `node-${i}`],
+          args: ['osd', '--id', String(i), '--conf', confPath, '--data', join(dir, `osd.${i}`), '--listen', `127.0.0.1:${osdPortBase === 0 ? 0 : osdPortBase + i}`, '--host', `node-${i}`],
           stopping: false,
         })),
       ];

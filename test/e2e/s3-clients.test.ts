@@ -201,6 +201,33 @@ test('aws-cli and boto3 (Debian): mb, cp up and down, ls, sync, rm, rb; multipar
   run('s3api', 'copy-object', '--bucket', 'cli', '--key', 'copied', '--copy-source', 'cli/b.bin');
   const head = JSON.parse(run('s3api', 'head-object', '--bucket', 'cli', '--key', 'copied')) as { ContentLength: number };
   assert.equal(head.ContentLength, (files['tree/sub/b.bin'] as Buffer).length);
+  // s3api multipart by hand: two uploaded parts and one copied from an object, listed, completed; another aborted.
+  const json = <T>(...args: string[]) => {
+    const out = run(...args).trim();
+    return (out === '' ? {} : JSON.parse(out)) as T; // aws prints nothing for an empty result
+  };
+  const part1 = randomBytes(5 * 1024 * 1024);
+  const part3 = randomBytes(1234);
+  writeFileSync(join(local, 'p1'), part1);
+  writeFileSync(join(local, 'p3'), part3);
+  const { UploadId: uploadId } = json<{ UploadId: string }>('s3api', 'create-multipart-upload', '--bucket', 'cli', '--key', 'assembled');
+  const up1 = json<{ ETag: string }>('s3api', 'upload-part', '--bucket', 'cli', '--key', 'assembled', '--upload-id', uploadId, '--part-number', '1', '--body', join(local, 'p1'));
+  const copied = json<{ CopyPartResult: { ETag: string } }>('s3api', 'upload-part-copy', '--bucket', 'cli', '--key', 'assembled', '--upload-id', uploadId, '--part-number', '2', '--copy-source', 'cli/b.bin', '--copy-source-range', 'bytes=0-5242879');
+  const up3 = json<{ ETag: string }>('s3api', 'upload-part', '--bucket', 'cli', '--key', 'assembled', '--upload-id', uploadId, '--part-number', '3', '--body', join(local, 'p3'));
+  const parts = json<{ Parts: { PartNumber: number; Size: number }[] }>('s3api', 'list-parts', '--bucket', 'cli', '--key', 'assembled', '--upload-id', uploadId);
+  assert.deepEqual(parts.Parts.map((p) => [p.PartNumber, p.Size]), [[1, part1.length], [2, 5242880], [3, part3.length]]);
+  const { UploadId: abandoned } = json<{ UploadId: string }>('s3api', 'create-multipart-upload', '--bucket', 'cli', '--key', 'abandoned');
+  const uploads = json<{ Uploads: { Key: string; UploadId: string }[] }>('s3api', 'list-multipart-uploads', '--bucket', 'cli');
+  assert.deepEqual(uploads.Uploads.map((u) => u.Key).sort(), ['abandoned', 'assembled']);
+  run('s3api', 'abort-multipart-upload', '--bucket', 'cli', '--key', 'abandoned', '--upload-id', abandoned);
+  const layout = { Parts: [{ PartNumber: 1, ETag: up1.ETag }, { PartNumber: 2, ETag: copied.CopyPartResult.ETag }, { PartNumber: 3, ETag: up3.ETag }] };
+  const done = json<{ ETag: string }>('s3api', 'complete-multipart-upload', '--bucket', 'cli', '--key', 'assembled', '--upload-id', uploadId, '--multipart-upload', JSON.stringify(layout));
+  assert.match(done.ETag, /-3"$/);
+  run('s3', 'cp', '--only-show-errors', 's3://cli/assembled', join(local, 'assembled'));
+  const expected = Buffer.concat([part1, (files['tree/sub/b.bin'] as Buffer).subarray(0, 5242880), part3]);
+  assert.equal(md5(readFileSync(join(local, 'assembled'))), md5(expected));
+  const after = json<{ Uploads?: unknown[] }>('s3api', 'list-multipart-uploads', '--bucket', 'cli');
+  assert.equal(after.Uploads?.length ?? 0, 0, 'no upload left open');
   run('s3', 'rm', '--only-show-errors', '--recursive', 's3://cli');
   run('s3', 'rb', 's3://cli');
 

@@ -15,7 +15,6 @@ import { Daemon, cliPath, freePort, removeDir, runCli, tempDir, waitFor, writeCl
 let dir: string;
 let config: ClusterConfig;
 let confPath: string;
-let osdPort: number;
 let up: ChildProcess | undefined;
 let client: ObjectClient;
 const extraDaemons: Daemon[] = [];
@@ -24,7 +23,7 @@ const setXattr = wire.ObjectOp.Kind.KIND_SETXATTR;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 async function startUp(): Promise<void> {
-  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-s3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--no-s3'], { stdio: ['ignore', 'pipe', 'pipe'] });
   up = child;
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -54,7 +53,6 @@ async function killAll(): Promise<void> {
 
 before(async () => {
   dir = tempDir('objects');
-  osdPort = (await freePort()) % 20000 + 30000;
   ({ path: confPath, config } = await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 }));
   await startUp();
   client = new ObjectClient(config, { opTimeoutMs: 60_000 });
@@ -214,7 +212,7 @@ test('durability: kill -9 one OSD under concurrent writes, then every daemon at 
   process.kill(pidOf('osd.1'), 'SIGKILL');
   const before = acknowledged.size;
   await waitFor('writes to continue without osd.1', 60_000, () => (sequence > before + 300 ? true : undefined));
-  const osd1 = new Daemon('osd.1', ['osd', '--id', '1', '--conf', confPath, '--data', join(dir, 'osd.1'), '--listen', `127.0.0.1:${osdPort + 1}`, '--host', 'node-1'], join(dir, 'osd.1.restarted.log'));
+  const osd1 = new Daemon('osd.1', ['osd', '--id', '1', '--conf', confPath, '--data', join(dir, 'osd.1'), '--listen', '127.0.0.1:0', '--host', 'node-1'], join(dir, 'osd.1.restarted.log'));
   extraDaemons.push(osd1);
   osd1.start();
   await waitFor('osd.1 back up', 30_000, async () => (client.map().osds.find((o) => o.id === 1)?.up ? true : undefined));
