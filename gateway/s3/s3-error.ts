@@ -64,10 +64,11 @@ export class S3Error extends Error {
   }
 }
 
+// TOO_LARGE is absent on purpose: the gateway checks client sizes itself (EntityTooLarge), so a cluster refusing a
+// size is an internal limit, answered 500 and logged.
 const fromStorage: Partial<Record<ErrorCode, S3ErrorCode>> = {
   NOT_FOUND: 'NoSuchKey',
   INVALID_ARGUMENT: 'InvalidArgument',
-  TOO_LARGE: 'EntityTooLarge',
   PRECONDITION_FAILED: 'PreconditionFailed',
   TIMEOUT: 'ServiceUnavailable',
   UNAVAILABLE: 'ServiceUnavailable',
