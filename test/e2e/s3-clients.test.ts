@@ -27,8 +27,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { runCli, waitFor } from '../helpers/processes.js';
-import { startS3Cluster, type S3Cluster } from '../helpers/s3-cluster.js';
+import { Daemon, freePort, runCli, waitFor } from '../helpers/processes.js';
+import { signedRequest, startS3Cluster, type S3Cluster } from '../helpers/s3-cluster.js';
 
 let dir: string;
 let cluster: S3Cluster | undefined;
@@ -276,4 +276,30 @@ test('users: shoal s3 user/key create, ls and rm; each user sees only their own 
   assert.equal(runCli(['--conf', conf, 's3', 'user', 'rm', 'bob']).status, 0);
   bobClient.destroy();
   secondClient.destroy();
+});
+
+test('virtual-host addressing: with --domain, <bucket>.<domain> addresses the bucket (path style keeps working)', async () => {
+  const port = await freePort();
+  const gateway = new Daemon('s3-vhost', ['s3', '--conf', join(dir, 'shoal.conf'), '--port', String(port), '--domain', 's3.test'], join(dir, 's3-vhost.log'));
+  gateway.start();
+  try {
+    const target = { port, keys };
+    await waitFor('the second gateway to listen', 30_000, async () => {
+      const r = await signedRequest(target, { method: 'GET', path: '/' }).catch(() => undefined);
+      return r?.status === 200 ? true : undefined;
+    });
+    const host = { host: `vhost.s3.test:${port}` };
+    assert.equal((await signedRequest(target, { method: 'PUT', path: '/', headers: host })).status, 200, 'create bucket vhost');
+    const data = randomBytes(10_000);
+    assert.equal((await signedRequest(target, { method: 'PUT', path: '/dir/obj.bin', headers: host, body: data })).status, 200);
+    const got = await signedRequest(target, { method: 'GET', path: '/dir/obj.bin', headers: host });
+    assert.equal(got.status, 200);
+    assert.equal(md5(got.body), md5(data));
+    const listed = await signedRequest(target, { method: 'GET', path: '/', query: 'list-type=2', headers: host });
+    assert.match(listed.body.toString(), /<Key>dir\/obj\.bin<\/Key>/);
+    const pathStyle = await signedRequest(target, { method: 'GET', path: '/vhost/dir/obj.bin' });
+    assert.equal(md5(pathStyle.body), md5(data), 'path style reaches the same object');
+  } finally {
+    await gateway.stop();
+  }
 });
