@@ -105,6 +105,11 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
 
   async function handleMap(next: ClusterMap): Promise<void> {
     if (map && next.epoch <= map.epoch) return;
+    // Monitors of another cluster (a stale config, a reused port): never place data by their map.
+    if (next.fsid && config.cluster.fsid && next.fsid !== config.cluster.fsid) {
+      logger.error('ignoring a map of another cluster', { fsid: next.fsid, expected: config.cluster.fsid });
+      return;
+    }
     // Skipped epochs may hide a change of primary and back; peer every PG again rather than trust continuity.
     const skipped = map !== undefined && next.epoch > map.epoch + 1;
     map = next;
