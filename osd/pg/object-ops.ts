@@ -145,10 +145,9 @@ export interface ReadOutcome {
  * the request). Throws PRECONDITION_FAILED, ALREADY_EXISTS or NOT_FOUND when a guard or read fails.
  */
 export async function evaluateOps(store: ObjectStore, oid: ObjectId, ops: readonly wire.ObjectOp.$Properties[]): Promise<ReadOutcome> {
-  const stat = await store.stat(oid).catch((error: unknown) => {
-    if (error instanceof StorageError && error.code === 'NOT_FOUND') return undefined;
-    throw error;
-  });
+  // exists() first: a missing object (every create) then costs no exception and stack trace. The caller holds the
+  // object's lock, so nothing changes it between the two calls.
+  const stat = (await store.exists(oid)) ? await store.stat(oid) : undefined;
   const exists = stat !== undefined;
   const size = stat?.size ?? 0;
   const version = exists ? decodeVersionBytes(await store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
