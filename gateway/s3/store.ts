@@ -370,6 +370,8 @@ export class S3Store {
       const n = stripes++;
       const write = this.#client.put(bucket.dataPool, stripeName(bucket.id, instance, n), data).then(() => undefined);
       const tracked = write.finally(() => inFlight.delete(tracked));
+      // Observed later (race/all below); until then a failure must not count as unhandled, which would end the process.
+      tracked.catch(() => {});
       inFlight.add(tracked);
       if (inFlight.size >= stripesInFlight) await Promise.race(inFlight);
     };
@@ -433,7 +435,12 @@ export class S3Store {
         let next = 0;
         const issue = () => {
           const q = queue[next++];
-          if (q) reads.push(this.#client.get(bucket.dataPool, stripeName(bucket.id, segment.instance ?? '', q.n), { offset: q.from, length: q.count }));
+          if (!q) return;
+          const read = this.#client.get(bucket.dataPool, stripeName(bucket.id, segment.instance ?? '', q.n), { offset: q.from, length: q.count });
+          // A reader that stops early (the client went away) leaves reads ahead unawaited: their failures are not
+          // unhandled rejections (which would end the process).
+          read.catch(() => {});
+          reads.push(read);
         };
         for (let i = 0; i < 2; i++) issue();
         for (let i = 0; i < queue.length; i++) {
