@@ -307,7 +307,11 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     const fs = await store.statfs();
     const pools = new Map<number, { pool: number; objects: number; bytes: number; pgsCounted: number }>();
     let primaryActive = 0;
+    const pgStats: wire.PgStat.$Properties[] = [];
     for (const pg of pgs.values()) {
+      if (pg.primary === config.id) {
+        pgStats.push({ pool: pg.poolId, seed: pg.seed, state: pg.state, acting: [...pg.acting], objects: pg.usage?.objects ?? 0, bytes: pg.usage?.bytes ?? 0, epoch: map?.epoch ?? 0 });
+      }
       const usage = pg.usage;
       if (!usage) continue;
       primaryActive++;
@@ -326,6 +330,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       pools: [...pools.values()],
       pgs: pgs.size,
       pgsPrimaryActive: primaryActive,
+      pgStats,
     };
   }
 

@@ -9,6 +9,7 @@ import { runMonitorDaemon } from '../../monitor/main.js';
 import { runOsdDaemon } from '../../osd/main.js';
 import { configFor, withMonitors } from './config.js';
 import { formatBytes } from './objects.js';
+import { pgRows, pgStateSummary } from './pgs.js';
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -107,6 +108,7 @@ export function registerClusterCommands(program: Command): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       await withMonitors(command, async (client) => {
         const { map, monitors } = await fetchStatus(client);
+        const pgStates = pgStateSummary(pgRows(map, await client.stats().catch(() => [])));
         const h = health(map, monitors);
         const leader = monitors.find((m) => m.status?.role === 'leader')?.name ?? '';
         const summary = {
@@ -119,6 +121,7 @@ export function registerClusterCommands(program: Command): void {
           osds: { total: map.osds.length, up: map.osds.filter((o) => o.up).length, in: map.osds.filter((o) => o.in).length },
           pools: map.pools.length,
           pgs: map.pools.reduce((s, p) => s + p.pgNum, 0),
+          pgStates,
           flags: map.flags,
         };
         if (options.json) return print(JSON.stringify(summary, null, 2));
@@ -129,6 +132,7 @@ export function registerClusterCommands(program: Command): void {
             `  mon:     ${monitors.length} daemons, leader ${leader || 'none'}, reachable ${monitors.filter((m) => m.status).map((m) => m.name).join(',') || 'none'}`,
             `  osd:     ${summary.osds.total} osds: ${summary.osds.up} up, ${summary.osds.in} in`,
             `  pools:   ${summary.pools} pools, ${summary.pgs} pgs`,
+            `  pgs:     ${pgStates}`,
             `  map:     epoch ${map.epoch}${map.flags.length ? `, flags ${map.flags.join(',')}` : ''}`,
           ].join('\n'),
         );

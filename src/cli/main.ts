@@ -10,6 +10,7 @@ import { registerCrushCommands } from './crush.js';
 import { registerObjectCommands } from './objects.js';
 import { registerUpCommand } from './up.js';
 import { registerS3Commands } from './s3.js';
+import { registerPgCommands } from './pgs.js';
 import { registerBenchCommands } from './bench.js';
 import { exitStatusFor } from './exit-status.js';
 
@@ -25,6 +26,7 @@ function buildProgram(): Command {
   registerUpCommand(program);
   registerObjectCommands(program);
   registerS3Commands(program);
+  registerPgCommands(program);
   registerBenchCommands(program);
   return program;
 }

@@ -12,7 +12,9 @@ import { MessengerClient } from '../../src/net/index.js';
 import { createMonitor, type Monitor } from '../../monitor/monitor.js';
 import { createOsd, type Osd } from '../../osd/osd.js';
 import { LevelStore } from '../../osd/store/index.js';
-import { removeDir, tempDir, waitFor, writeClusterConfig } from '../helpers/processes.js';
+import { cliPath, removeDir, tempDir, waitFor, writeClusterConfig } from '../helpers/processes.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 let dir: string;
 let config: ClusterConfig;
@@ -22,6 +24,14 @@ const stores: LevelStore[] = [];
 let client: ObjectClient;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const logLevel = (process.env['SHOAL_TEST_LOG'] ?? 'error') as LogLevel;
+
+/** `shoal pg ls --json` as a child process (asynchronously: the OSDs it asks about run in this process). */
+async function pgStates(pool: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, [cliPath, '--conf', join(dir, 'shoal.conf'), 'pg', 'ls', '--pool', pool, '--json']);
+  return (JSON.parse(stdout) as { state: string }[]).map((r) => r.state);
+}
+
+const all = (states: string[], state: string) => (states.length > 0 && states.every((s) => s === state) ? true : undefined);
 
 /** PGs below min_size fail their waiting ops after opWaitMs (short here, so the test need not wait 30 s). */
 const pgSettings = { opWaitMs: 1500 };
@@ -157,6 +167,9 @@ test('fewer than min_size members up: I/O on the PG waits, then fails with INSUF
   const victim = 2;
   await (osds[victim] as Osd).stop();
   await waitFor(`osd.${victim} down in the client map`, 10_000, () => (client.map().osds.find((o) => o.id === victim)?.up === false ? true : undefined));
+  // What `shoal pg ls` shows meanwhile: size-3 PGs with two members serve on, degraded; min_size-3 PGs cannot.
+  await waitFor('data PGs active+degraded', 15_000, async () => all(await pgStates('data'), 'active+degraded'));
+  await waitFor('strict PGs undersized', 15_000, async () => all(await pgStates('strict'), 'undersized'));
   const impatient = new ObjectClient(config, { opTimeoutMs: 4000 });
   await impatient.start();
   try {
@@ -177,6 +190,7 @@ test('fewer than min_size members up: I/O on the PG waits, then fails with INSUF
   await client.put('strict', 'after', after);
   assert.equal(md5(await client.get('strict', 'after')), md5(after));
   assert.equal(md5(await client.get('strict', 'kept')), md5(before));
+  await waitFor('every PG active+clean again', 30_000, async () => all([...(await pgStates('data')), ...(await pgStates('strict'))], 'active+clean'));
 });
 
 test('omap list pages by bytes as well as by count: 300 entries of 10 KiB come back in several answers, all of them, in order', async () => {

@@ -1,0 +1,81 @@
+/**
+ * `shoal pg ls` and the PG line of `shoal status`: each PG's state as its current primary last reported it with its
+ * heartbeat (the monitors keep these reports in memory). A PG whose primary has not reported it yet is `unknown`; one
+ * with no up OSD at all is `down`; an active PG with fewer members than the pool's size is `active+degraded`.
+ */
+import type { Command } from 'commander';
+import { CRUSH_ITEM_NONE, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
+import { withMonitors } from './config.js';
+
+export interface PgRow {
+  pgid: string;
+  pool: string;
+  state: string;
+  acting: number[];
+  primary: number;
+  objects: number;
+  bytes: number;
+}
+
+/** Every PG of every pool (or of `poolName`) with the state its primary reported. */
+export function pgRows(map: ClusterMap, stats: readonly wire.OsdStats.$Properties[], poolName?: string): PgRow[] {
+  const reports = new Map<string, { osd: number; stat: wire.PgStat.$Properties }>();
+  for (const s of stats) {
+    for (const stat of s.pgStats ?? []) reports.set(`${stat.pool ?? 0}.${stat.seed ?? 0}@${s.id ?? -1}`, { osd: s.id ?? -1, stat });
+  }
+  const placement = placementFor(map);
+  const pools = map.pools.filter((p) => poolName === undefined || p.name === poolName);
+  if (poolName !== undefined && pools.length === 0) throw new StorageError('NOT_FOUND', `pool ${poolName} does not exist`);
+  const rows: PgRow[] = [];
+  for (const pool of pools) {
+    for (let seed = 0; seed < pool.pgNum; seed++) {
+      const mapping = placement.mapPg({ pool: pool.id, seed });
+      const acting = mapping.up.filter((o) => o >= 0 && o !== CRUSH_ITEM_NONE);
+      const report = reports.get(`${pool.id}.${seed}@${mapping.primary}`)?.stat;
+      let state: string;
+      if (mapping.primary < 0) state = 'down';
+      else if (!report) state = 'unknown';
+      else if (report.state === 'active') state = acting.length < pool.size ? 'active+degraded' : 'active+clean';
+      else state = report.state ?? 'unknown';
+      rows.push({
+        pgid: pgIdToString(mapping.pgId),
+        pool: pool.name,
+        state,
+        acting,
+        primary: mapping.primary,
+        objects: Number(report?.objects ?? 0),
+        bytes: Number(report?.bytes ?? 0),
+      });
+    }
+  }
+  return rows;
+}
+
+/** "12 active+clean, 4 peering" */
+export function pgStateSummary(rows: readonly PgRow[]): string {
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([state, n]) => `${n} ${state}`).join(', ') || 'none';
+}
+
+export function registerPgCommands(program: Command): void {
+  const pg = program.command('pg').description('placement groups');
+  pg.command('ls')
+    .description('every PG with its state, acting set and usage, as each primary last reported it')
+    .option('--pool <name>', 'only this pool')
+    .option('--json', 'print JSON')
+    .action(async (options: { pool?: string; json?: boolean }, command: Command) => {
+      await withMonitors(command, async (client) => {
+        const [map, stats] = await Promise.all([client.getMap(), client.stats()]);
+        const rows = pgRows(map, stats, options.pool);
+        if (options.json) {
+          process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+          return;
+        }
+        const lines = [['PG', 'STATE', 'ACTING', 'PRIMARY', 'OBJECTS', 'BYTES'], ...rows.map((r) => [r.pgid, r.state, `[${r.acting.join(',')}]`, `osd.${r.primary}`, String(r.objects), String(r.bytes)])];
+        const widths = (lines[0] ?? []).map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
+        process.stdout.write(lines.map((l) => l.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n');
+        process.stdout.write(`${rows.length} pgs: ${pgStateSummary(rows)}\n`);
+      });
+    });
+}
