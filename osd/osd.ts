@@ -245,8 +245,13 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       const req = decode(osdCodecs.scanRequest, request.header);
       await haveEpoch(Number(req.epoch ?? 0));
       const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
-      const page = await pg.scan(req.after ?? '', Math.min(req.limit || 1000, 10_000));
+      const page = await pg.scan(req.after ?? '', Math.min(req.limit || 1000, req.deep ? 100 : 10_000), req.deep ?? false);
       return { header: osdCodecs.scanReply.encode(page) };
+    },
+    async 'pg-scrub'(request) {
+      const req = decode(osdCodecs.pgScrubRequest, request.header);
+      const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0));
+      return { header: osdCodecs.pgScrubReply.encode(await pg.scrub(req.repair ?? false)) };
     },
     async 'pg-activate'(request) {
       const req = decode(osdCodecs.pgActivate, request.header);

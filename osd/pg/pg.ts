@@ -12,6 +12,7 @@
 import {
   StorageError,
   compareVersions,
+  crc32c,
   decodePgInfo,
   decodePgLogEntry,
   decodeVersionBytes,
@@ -32,6 +33,16 @@ import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr, type Write
 import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
 
 export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'active';
+
+/** A page of a PG's objects with their versions; deep scans add each object's size, CRC-32C and read error. */
+export interface ScanPage {
+  names: string[];
+  versions: Eversion[];
+  more: boolean;
+  sizes?: number[];
+  crcs?: number[];
+  errors?: string[];
+}
 
 export interface PgSettings {
   /** PG log length. */
@@ -480,12 +491,97 @@ export class PlacementGroup {
     await this.#ctx.store.apply(tx);
   }
 
-  async scan(after: string, limit: number): Promise<{ names: string[]; versions: Eversion[]; more: boolean }> {
+  async scan(after: string, limit: number, deep = false): Promise<ScanPage> {
     const page = await this.#ctx.store.listObjects(this.name, { limit, ...(after ? { after } : {}) });
     const versions = await Promise.all(
       page.names.map(async (name) => decodeVersionBytes(await this.#ctx.store.getXattr(this.#oid(name), versionXattr).catch(() => undefined))),
     );
-    return { names: page.names, versions, more: page.more };
+    if (!deep) return { names: page.names, versions, more: page.more };
+    // A deep scan reads every object (the store verifies its block checksums); one at a time, to bound memory.
+    const sizes: number[] = [];
+    const crcs: number[] = [];
+    const errors: string[] = [];
+    for (const name of page.names) {
+      try {
+        const data = await this.#ctx.store.read(this.#oid(name));
+        sizes.push(data.length);
+        crcs.push(crc32c(data));
+        errors.push('');
+      } catch (error) {
+        sizes.push(0);
+        crcs.push(0);
+        errors.push(StorageError.from(error).code);
+      }
+    }
+    return { names: page.names, versions, more: page.more, sizes, crcs, errors };
+  }
+
+  /**
+   * Deep scrub (primary): every member's copy of every object is read and compared (version, size, CRC-32C of the
+   * data). The majority of readable copies is right (the primary's copy breaks a tie); a member whose copy is
+   * missing, unreadable or different is reported, and with `repair` rewritten from a good copy. Changes in flight
+   * while it runs can show as differences: scrub a quiet PG, or scrub again.
+   */
+  async scrub(repair: boolean): Promise<wire.PgScrubReply.$Properties> {
+    await this.#whenActive();
+    await this.#waitIdle();
+    const members = this.#acting.filter((o) => o >= 0);
+    const views = new Map<number, Map<string, string>>(); // osd -> object -> "version size crc" or "!error"
+    for (const osd of members) {
+      const view = new Map<string, string>();
+      let after = '';
+      for (;;) {
+        const page: ScanPage =
+          osd === this.#ctx.osdId
+            ? await this.scan(after, this.#ctx.settings.recoveryPageSize, true)
+            : this.#scanPage(osdCodecs.scanReply.decode((await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize, deep: true }))).header));
+        page.names.forEach((name, i) => {
+          const error = page.errors?.[i] ?? '';
+          view.set(name, error ? `!${error}` : `${versionToString(page.versions[i] ?? { epoch: 0, seq: 0 })} ${page.sizes?.[i] ?? 0} ${page.crcs?.[i] ?? 0}`);
+        });
+        if (!page.more || page.names.length === 0) break;
+        after = page.names.at(-1) ?? '';
+      }
+      views.set(osd, view);
+    }
+    const names = [...new Set([...views.values()].flatMap((v) => [...v.keys()]))].sort();
+    const inconsistent: wire.ScrubInconsistency.$Properties[] = [];
+    let repaired = 0;
+    for (const name of names) {
+      const votes = new Map<string, number>();
+      for (const osd of members) {
+        const copy = views.get(osd)?.get(name);
+        if (copy !== undefined && !copy.startsWith('!')) votes.set(copy, (votes.get(copy) ?? 0) + 1);
+      }
+      const own = views.get(this.#ctx.osdId)?.get(name);
+      const best = Math.max(0, ...votes.values());
+      const good = own !== undefined && votes.get(own) === best ? own : [...votes].find(([, n]) => n === best)?.[0];
+      const bad = members.filter((osd) => views.get(osd)?.get(name) !== good);
+      if (bad.length === 0) continue;
+      const reasons = bad.map((osd) => {
+        const copy = views.get(osd)?.get(name);
+        return `osd.${osd}: ${copy === undefined ? 'missing' : copy.startsWith('!') ? copy.slice(1) : 'differs'}`;
+      });
+      inconsistent.push({ object: name, osds: bad, reason: good === undefined ? `no readable copy (${reasons.join(', ')})` : reasons.join(', ') });
+      if (!repair || good === undefined) continue;
+      const source = members.find((osd) => views.get(osd)?.get(name) === good) as number;
+      if (bad.includes(this.#ctx.osdId)) await this.#pull(source, name);
+      for (const osd of bad) if (osd !== this.#ctx.osdId) await this.#push(osd, name);
+      repaired++;
+    }
+    this.#ctx.logger.info('deep scrub', { pg: this.name, objects: names.length, inconsistent: inconsistent.length, repaired });
+    return { objects: names.length, inconsistent, repaired, members };
+  }
+
+  #scanPage(reply: wire.ScanReply.$Properties): ScanPage {
+    return {
+      names: reply.names ?? [],
+      versions: (reply.versions ?? []).map(versionFromWire),
+      more: reply.more ?? false,
+      sizes: (reply.sizes ?? []).map(Number),
+      crcs: reply.crcs ?? [],
+      errors: reply.errors ?? [],
+    };
   }
 
   /** Adopts the authoritative log sent by the primary at the end of peering. */

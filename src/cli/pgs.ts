@@ -4,8 +4,8 @@
  * with no up OSD at all is `down`; an active PG with fewer members than the pool's size is `active+degraded`.
  */
 import type { Command } from 'commander';
-import { CRUSH_ITEM_NONE, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
-import { withMonitors } from './config.js';
+import { CRUSH_ITEM_NONE, ObjectClient, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
+import { configFor, withMonitors } from './config.js';
 
 export interface PgRow {
   pgid: string;
@@ -58,8 +58,46 @@ export function pgStateSummary(rows: readonly PgRow[]): string {
   return [...counts].sort((a, b) => b[1] - a[1]).map(([state, n]) => `${n} ${state}`).join(', ') || 'none';
 }
 
+/** "POOL.SEED" with SEED in hex, as `pg ls` prints it. */
+function parsePgId(text: string): { pool: number; seed: number } {
+  const m = /^(\d+)\.([0-9a-f]+)$/.exec(text);
+  if (!m) throw new StorageError('INVALID_ARGUMENT', `not a PG id: ${JSON.stringify(text)} (POOL.SEED, as shoal pg ls prints it)`);
+  return { pool: Number(m[1]), seed: parseInt(m[2] ?? '0', 16) };
+}
+
+async function deepScrub(command: Command, pgid: string, repair: boolean, json: boolean): Promise<void> {
+  const id = parsePgId(pgid);
+  const client = new ObjectClient(configFor(command).config);
+  await client.start();
+  try {
+    const pool = client.map().pools.find((p) => p.id === id.pool);
+    if (!pool) throw new StorageError('NOT_FOUND', `pool ${id.pool} does not exist`);
+    const report = await client.scrubPg(pool.name, id.seed, repair);
+    if (json) {
+      process.stdout.write(JSON.stringify({ pg: pgid, objects: report.objects, members: report.members, inconsistent: report.inconsistent.map((i) => ({ object: i.object, osds: i.osds, reason: i.reason })), repaired: report.repaired }, null, 2) + '\n');
+      return;
+    }
+    const lines = [`pg ${pgid} on [${report.members.join(',')}]: ${report.objects} objects, ${report.inconsistent.length} inconsistent${repair ? `, ${report.repaired} repaired` : ''}`];
+    for (const i of report.inconsistent) lines.push(`  ${i.object}: ${i.reason}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await client.stop();
+  }
+}
+
 export function registerPgCommands(program: Command): void {
   const pg = program.command('pg').description('placement groups');
+  pg.command('deep-scrub')
+    .argument('<pgid>', 'POOL.SEED as shoal pg ls prints it')
+    .option('--repair', 'also rewrite bad copies from good ones')
+    .option('--json', 'print JSON')
+    .description("read and compare every member's copy of every object of the PG; report inconsistencies by object")
+    .action(async (pgid: string, o: { repair?: boolean; json?: boolean }, c: Command) => deepScrub(c, pgid, o.repair ?? false, o.json ?? false));
+  pg.command('repair')
+    .argument('<pgid>', 'POOL.SEED as shoal pg ls prints it')
+    .option('--json', 'print JSON')
+    .description('deep scrub the PG and rewrite every bad copy from a good one')
+    .action(async (pgid: string, o: { json?: boolean }, c: Command) => deepScrub(c, pgid, true, o.json ?? false));
   pg.command('ls')
     .description('every PG with its state, acting set and usage, as each primary last reported it')
     .option('--pool <name>', 'only this pool')

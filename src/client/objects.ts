@@ -122,7 +122,7 @@ export class ObjectClient implements Startable {
   }
 
   /** Sends a request to the current primary of a PG, resending as the map changes. */
-  async #toPrimary(pgOf: (map: ClusterMap) => PgId, op: 'op' | 'pg-list' | 'watch' | 'watch-poll' | 'notify' | 'notify-ack', header: (map: ClusterMap) => Uint8Array, payload?: Buffer): Promise<{ header: Uint8Array; payload: Buffer }> {
+  async #toPrimary(pgOf: (map: ClusterMap) => PgId, op: 'op' | 'pg-list' | 'watch' | 'watch-poll' | 'notify' | 'notify-ack' | 'pg-scrub', header: (map: ClusterMap) => Uint8Array, payload?: Buffer): Promise<{ header: Uint8Array; payload: Buffer }> {
     const deadline = Date.now() + this.#opTimeoutMs;
     let lastError: StorageError | undefined;
     for (let attempt = 0; attempt <= this.#retryAttemptsMax; attempt++) {
@@ -149,6 +149,18 @@ export class ObjectClient implements Startable {
       }
     }
     throw lastError ?? new StorageError('TIMEOUT', `${op} did not complete within ${this.#opTimeoutMs} ms`);
+  }
+
+  /** A deep scrub of one PG by its primary (and, with `repair`, good copies rewritten over bad ones). */
+  async scrubPg(poolName: string, seed: number, repair = false): Promise<wire.PgScrubReply> {
+    const pool = this.pool(poolName);
+    if (!Number.isInteger(seed) || seed < 0 || seed >= pool.pgNum) throw new StorageError('INVALID_ARGUMENT', `pool ${poolName} has PGs 0..${pool.pgNum - 1}, not ${seed}`);
+    const reply = await this.#toPrimary(
+      () => ({ pool: pool.id, seed }),
+      'pg-scrub',
+      (map) => osdCodecs.pgScrubRequest.encode({ pool: pool.id, pgSeed: seed, epoch: map.epoch, repair }),
+    );
+    return osdCodecs.pgScrubReply.decode(reply.header) as wire.PgScrubReply;
   }
 
   /** Executes a compound operation on one object (atomic at the primary). */

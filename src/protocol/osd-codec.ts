@@ -55,6 +55,8 @@ export const osdCodecs = {
   pushRequest: c(shoal.PushRequest, 'PushRequest'),
   scanRequest: c(shoal.ScanRequest, 'ScanRequest'),
   scanReply: c(shoal.ScanReply, 'ScanReply'),
+  pgScrubRequest: c(shoal.PgScrubRequest, 'PgScrubRequest'),
+  pgScrubReply: c(shoal.PgScrubReply, 'PgScrubReply'),
   ping: c(shoal.OsdPing, 'OsdPing'),
   pgActivate: c(shoal.PgActivate, 'PgActivate'),
   watchRequest: c(shoal.WatchRequest, 'WatchRequest'),

@@ -211,3 +211,40 @@ test('omap list pages by bytes as well as by count: 300 entries of 10 KiB come b
   assert.deepEqual(seen, keys);
   assert.ok(answers >= 3, `a 3 MB listing takes several answers (took ${answers})`);
 });
+
+test('deep scrub: 10 objects rotted on one OSD are reported exactly, shoal pg repair rewrites them, a second scrub is clean', async () => {
+  const names = Array.from({ length: 40 }, (_, i) => `scrub-${i}`);
+  const contents = new Map(names.map((n) => [n, randomBytes(100_000 + 7 * names.indexOf(n))]));
+  for (const name of names) await client.put('data', name, contents.get(name) as Buffer);
+  const victim = 1;
+  const rotted = names.filter((_, i) => i % 4 === 0); // 10 objects
+  const placement = placementFor(client.map());
+  for (const name of rotted) {
+    const mapping = placement.mapObject(1, name);
+    await (stores[victim] as LevelStore).corrupt({ pg: pgIdToString(mapping.pgId), name }, { kind: 'flip', offset: 5000 });
+  }
+  const pool = client.map().pools.find((p) => p.name === 'data');
+  assert.ok(pool);
+  const scrubAll = async () => {
+    const found = new Map<string, number[]>();
+    for (let seed = 0; seed < pool.pgNum; seed++) {
+      const report = await client.scrubPg('data', seed);
+      for (const i of report.inconsistent) found.set(i.object ?? "", i.osds ?? []);
+    }
+    return found;
+  };
+  const first = await scrubAll();
+  assert.deepEqual([...first.keys()].sort(), [...rotted].sort(), 'exactly the rotted objects are reported');
+  for (const osds of first.values()) assert.deepEqual(osds, [victim], 'and only the rotted copy');
+  const pgsToRepair = new Set(rotted.map((n) => pgIdToString(placement.mapObject(1, n).pgId)));
+  for (const pgid of pgsToRepair) {
+    const { stdout } = await promisify(execFile)(process.execPath, [cliPath, '--conf', join(dir, 'shoal.conf'), 'pg', 'repair', pgid, '--json']);
+    const report = JSON.parse(stdout) as { repaired: number; inconsistent: unknown[] };
+    assert.equal(report.repaired, report.inconsistent.length, `${pgid}: every inconsistency repaired`);
+  }
+  assert.equal((await scrubAll()).size, 0, 'a second deep scrub is clean');
+  for (const name of rotted) {
+    const oid = { pg: pgIdToString(placement.mapObject(1, name).pgId), name };
+    assert.equal(md5(await (stores[victim] as LevelStore).read(oid)), md5(contents.get(name) as Buffer), `${name}: osd.${victim}'s copy was rewritten`);
+  }
+});
