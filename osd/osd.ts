@@ -251,7 +251,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     async 'pg-scrub'(request) {
       const req = decode(osdCodecs.pgScrubRequest, request.header);
       const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0));
-      return { header: osdCodecs.pgScrubReply.encode(await pg.scrub(req.repair ?? false)) };
+      return { header: osdCodecs.pgScrubReply.encode(await pg.scrub(req.repair ?? false, !(req.light ?? false))) };
     },
     async 'pg-activate'(request) {
       const req = decode(osdCodecs.pgActivate, request.header);

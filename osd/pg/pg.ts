@@ -517,12 +517,12 @@ export class PlacementGroup {
   }
 
   /**
-   * Deep scrub (primary): every member's copy of every object is read and compared (version, size, CRC-32C of the
-   * data). The majority of readable copies is right (the primary's copy breaks a tie); a member whose copy is
+   * Scrub (primary): every member's copy of every object is compared: its version, and for a deep scrub also its
+   * size and the CRC-32C of its data, read in full. The majority of readable copies is right (the primary's copy breaks a tie); a member whose copy is
    * missing, unreadable or different is reported, and with `repair` rewritten from a good copy. Changes in flight
    * while it runs can show as differences: scrub a quiet PG, or scrub again.
    */
-  async scrub(repair: boolean): Promise<wire.PgScrubReply.$Properties> {
+  async scrub(repair: boolean, deep = true): Promise<wire.PgScrubReply.$Properties> {
     await this.#whenActive();
     await this.#waitIdle();
     const members = this.#acting.filter((o) => o >= 0);
@@ -533,11 +533,12 @@ export class PlacementGroup {
       for (;;) {
         const page: ScanPage =
           osd === this.#ctx.osdId
-            ? await this.scan(after, this.#ctx.settings.recoveryPageSize, true)
-            : this.#scanPage(osdCodecs.scanReply.decode((await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize, deep: true }))).header));
+            ? await this.scan(after, this.#ctx.settings.recoveryPageSize, deep)
+            : this.#scanPage(osdCodecs.scanReply.decode((await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize, deep }))).header));
         page.names.forEach((name, i) => {
           const error = page.errors?.[i] ?? '';
-          view.set(name, error ? `!${error}` : `${versionToString(page.versions[i] ?? { epoch: 0, seq: 0 })} ${page.sizes?.[i] ?? 0} ${page.crcs?.[i] ?? 0}`);
+          const version = versionToString(page.versions[i] ?? { epoch: 0, seq: 0 });
+          view.set(name, error ? `!${error}` : deep ? `${version} ${page.sizes?.[i] ?? 0} ${page.crcs?.[i] ?? 0}` : version);
         });
         if (!page.more || page.names.length === 0) break;
         after = page.names.at(-1) ?? '';
@@ -569,7 +570,7 @@ export class PlacementGroup {
       for (const osd of bad) if (osd !== this.#ctx.osdId) await this.#push(osd, name);
       repaired++;
     }
-    this.#ctx.logger.info('deep scrub', { pg: this.name, objects: names.length, inconsistent: inconsistent.length, repaired });
+    this.#ctx.logger.info(deep ? 'deep scrub' : 'scrub', { pg: this.name, objects: names.length, inconsistent: inconsistent.length, repaired });
     return { objects: names.length, inconsistent, repaired, members };
   }
 

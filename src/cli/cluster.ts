@@ -9,7 +9,7 @@ import { runMonitorDaemon } from '../../monitor/main.js';
 import { runOsdDaemon } from '../../osd/main.js';
 import { configFor, withMonitors } from './config.js';
 import { formatBytes } from './objects.js';
-import { pgRows, pgStateSummary } from './pgs.js';
+import { pgRows, pgStateSummary, scrubOsd } from './pgs.js';
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -206,6 +206,14 @@ export function registerClusterCommands(program: Command): void {
         logJson: o.logJson ?? false,
       });
     });
+  for (const [name, light] of [['scrub', true], ['deep-scrub', false]] as const) {
+    osd
+      .command(name)
+      .argument('<id>', 'OSD id (N or osd.N)')
+      .option('--json', 'print JSON')
+      .description(`${light ? 'scrub' : 'deep scrub'} every PG the OSD is primary of`)
+      .action(async (id: string, o: { json?: boolean }, c: Command) => scrubOsd(c, parseIds([id])[0] ?? 0, { light, json: o.json ?? false }));
+  }
   osd
     .command('tree')
     .description('the CRUSH hierarchy with each OSD up/down and in/out')

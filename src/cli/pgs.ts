@@ -65,39 +65,80 @@ function parsePgId(text: string): { pool: number; seed: number } {
   return { pool: Number(m[1]), seed: parseInt(m[2] ?? '0', 16) };
 }
 
-async function deepScrub(command: Command, pgid: string, repair: boolean, json: boolean): Promise<void> {
-  const id = parsePgId(pgid);
+interface ScrubTarget {
+  pgid: string;
+  pool: string;
+  seed: number;
+}
+
+/** Scrubs PGs one after another through their primaries and prints one report per PG (or JSON). */
+async function scrubPgs(command: Command, targets: (map: ClusterMap) => ScrubTarget[], options: { repair: boolean; light: boolean; json: boolean }): Promise<void> {
   const client = new ObjectClient(configFor(command).config);
   await client.start();
   try {
-    const pool = client.map().pools.find((p) => p.id === id.pool);
-    if (!pool) throw new StorageError('NOT_FOUND', `pool ${id.pool} does not exist`);
-    const report = await client.scrubPg(pool.name, id.seed, repair);
-    if (json) {
-      process.stdout.write(JSON.stringify({ pg: pgid, objects: report.objects, members: report.members, inconsistent: report.inconsistent.map((i) => ({ object: i.object, osds: i.osds, reason: i.reason })), repaired: report.repaired }, null, 2) + '\n');
+    const reports = [];
+    for (const t of targets(client.map())) {
+      const r = await client.scrubPg(t.pool, t.seed, options.repair, options.light);
+      reports.push({ pg: t.pgid, objects: r.objects, members: r.members, inconsistent: r.inconsistent.map((i) => ({ object: i.object ?? '', osds: i.osds ?? [], reason: i.reason ?? '' })), repaired: r.repaired });
+    }
+    if (options.json) {
+      process.stdout.write(JSON.stringify(reports, null, 2) + '\n');
       return;
     }
-    const lines = [`pg ${pgid} on [${report.members.join(',')}]: ${report.objects} objects, ${report.inconsistent.length} inconsistent${repair ? `, ${report.repaired} repaired` : ''}`];
-    for (const i of report.inconsistent) lines.push(`  ${i.object}: ${i.reason}`);
-    process.stdout.write(lines.join('\n') + '\n');
+    const lines: string[] = [];
+    for (const r of reports) {
+      lines.push(`pg ${r.pg} on [${r.members.join(',')}]: ${r.objects} objects, ${r.inconsistent.length} inconsistent${options.repair ? `, ${r.repaired} repaired` : ''}`);
+      for (const i of r.inconsistent) lines.push(`  ${i.object}: ${i.reason}`);
+    }
+    process.stdout.write((lines.join('\n') || 'no PGs to scrub') + '\n');
   } finally {
     await client.stop();
   }
 }
 
+function onePg(pgid: string): (map: ClusterMap) => ScrubTarget[] {
+  const id = parsePgId(pgid);
+  return (map) => {
+    const pool = map.pools.find((p) => p.id === id.pool);
+    if (!pool) throw new StorageError('NOT_FOUND', `pool ${id.pool} does not exist`);
+    return [{ pgid, pool: pool.name, seed: id.seed }];
+  };
+}
+
+/** `shoal osd scrub|deep-scrub ID`: every PG the OSD is primary of. */
+export async function scrubOsd(command: Command, osd: number, options: { light: boolean; json: boolean }): Promise<void> {
+  await scrubPgs(command, (map) => {
+    if (!map.osds.some((o) => o.id === osd)) throw new StorageError('NOT_FOUND', `osd.${osd} does not exist`);
+    const placement = placementFor(map);
+    const targets: ScrubTarget[] = [];
+    for (const pool of map.pools) {
+      for (let seed = 0; seed < pool.pgNum; seed++) {
+        const mapping = placement.mapPg({ pool: pool.id, seed });
+        if (mapping.primary === osd) targets.push({ pgid: pgIdToString(mapping.pgId), pool: pool.name, seed });
+      }
+    }
+    return targets;
+  }, { repair: false, ...options });
+}
+
 export function registerPgCommands(program: Command): void {
   const pg = program.command('pg').description('placement groups');
+  pg.command('scrub')
+    .argument('<pgid>', 'POOL.SEED as shoal pg ls prints it')
+    .option('--json', 'print JSON')
+    .description("compare every member's list of the PG's objects and their versions (no data read)")
+    .action(async (pgid: string, o: { json?: boolean }, c: Command) => scrubPgs(c, onePg(pgid), { repair: false, light: true, json: o.json ?? false }));
   pg.command('deep-scrub')
     .argument('<pgid>', 'POOL.SEED as shoal pg ls prints it')
     .option('--repair', 'also rewrite bad copies from good ones')
     .option('--json', 'print JSON')
     .description("read and compare every member's copy of every object of the PG; report inconsistencies by object")
-    .action(async (pgid: string, o: { repair?: boolean; json?: boolean }, c: Command) => deepScrub(c, pgid, o.repair ?? false, o.json ?? false));
+    .action(async (pgid: string, o: { repair?: boolean; json?: boolean }, c: Command) => scrubPgs(c, onePg(pgid), { repair: o.repair ?? false, light: false, json: o.json ?? false }));
   pg.command('repair')
     .argument('<pgid>', 'POOL.SEED as shoal pg ls prints it')
     .option('--json', 'print JSON')
     .description('deep scrub the PG and rewrite every bad copy from a good one')
-    .action(async (pgid: string, o: { json?: boolean }, c: Command) => deepScrub(c, pgid, true, o.json ?? false));
+    .action(async (pgid: string, o: { json?: boolean }, c: Command) => scrubPgs(c, onePg(pgid), { repair: true, light: false, json: o.json ?? false }));
   pg.command('ls')
     .description('every PG with its state, acting set and usage, as each primary last reported it')
     .option('--pool <name>', 'only this pool')

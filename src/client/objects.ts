@@ -151,14 +151,14 @@ export class ObjectClient implements Startable {
     throw lastError ?? new StorageError('TIMEOUT', `${op} did not complete within ${this.#opTimeoutMs} ms`);
   }
 
-  /** A deep scrub of one PG by its primary (and, with `repair`, good copies rewritten over bad ones). */
-  async scrubPg(poolName: string, seed: number, repair = false): Promise<wire.PgScrubReply> {
+  /** A scrub (deep unless `light`) of one PG by its primary; with `repair`, good copies are rewritten over bad ones. */
+  async scrubPg(poolName: string, seed: number, repair = false, light = false): Promise<wire.PgScrubReply> {
     const pool = this.pool(poolName);
     if (!Number.isInteger(seed) || seed < 0 || seed >= pool.pgNum) throw new StorageError('INVALID_ARGUMENT', `pool ${poolName} has PGs 0..${pool.pgNum - 1}, not ${seed}`);
     const reply = await this.#toPrimary(
       () => ({ pool: pool.id, seed }),
       'pg-scrub',
-      (map) => osdCodecs.pgScrubRequest.encode({ pool: pool.id, pgSeed: seed, epoch: map.epoch, repair }),
+      (map) => osdCodecs.pgScrubRequest.encode({ pool: pool.id, pgSeed: seed, epoch: map.epoch, repair, light }),
     );
     return osdCodecs.pgScrubReply.decode(reply.header) as wire.PgScrubReply;
   }

@@ -233,16 +233,28 @@ test('deep scrub: 10 objects rotted on one OSD are reported exactly, shoal pg re
     }
     return found;
   };
+  for (let seed = 0; seed < pool.pgNum; seed++) {
+    assert.equal((await client.scrubPg('data', seed, false, true)).inconsistent.length, 0, 'a light scrub compares versions only: rot is invisible to it');
+  }
   const first = await scrubAll();
   assert.deepEqual([...first.keys()].sort(), [...rotted].sort(), 'exactly the rotted objects are reported');
   for (const osds of first.values()) assert.deepEqual(osds, [victim], 'and only the rotted copy');
   const pgsToRepair = new Set(rotted.map((n) => pgIdToString(placement.mapObject(1, n).pgId)));
   for (const pgid of pgsToRepair) {
     const { stdout } = await promisify(execFile)(process.execPath, [cliPath, '--conf', join(dir, 'shoal.conf'), 'pg', 'repair', pgid, '--json']);
-    const report = JSON.parse(stdout) as { repaired: number; inconsistent: unknown[] };
-    assert.equal(report.repaired, report.inconsistent.length, `${pgid}: every inconsistency repaired`);
+    const [report] = JSON.parse(stdout) as { pg: string; repaired: number; inconsistent: unknown[] }[];
+    assert.equal(report?.pg, pgid);
+    assert.ok(report.inconsistent.length > 0 && report.repaired === report.inconsistent.length, `${pgid}: every inconsistency repaired`);
   }
   assert.equal((await scrubAll()).size, 0, 'a second deep scrub is clean');
+  let pgsScrubbed = 0;
+  for (const osd of [0, 1, 2]) {
+    const { stdout } = await promisify(execFile)(process.execPath, [cliPath, '--conf', join(dir, 'shoal.conf'), 'osd', 'deep-scrub', String(osd), '--json']);
+    const reports = JSON.parse(stdout) as { inconsistent: unknown[] }[];
+    pgsScrubbed += reports.length;
+    assert.ok(reports.every((r) => r.inconsistent.length === 0), `osd.${osd}'s PGs are clean`);
+  }
+  assert.equal(pgsScrubbed, client.map().pools.reduce((n, p) => n + p.pgNum, 0), 'shoal osd deep-scrub covers every PG once over all OSDs');
   for (const name of rotted) {
     const oid = { pg: pgIdToString(placement.mapObject(1, name).pgId), name };
     assert.equal(md5(await (stores[victim] as LevelStore).read(oid)), md5(contents.get(name) as Buffer), `${name}: osd.${victim}'s copy was rewritten`);
