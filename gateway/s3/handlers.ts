@@ -9,7 +9,7 @@ import { s3Codecs, wire, type Clock } from '../../src/index.js';
 import { S3Error } from './s3-error.js';
 import type { SignedAuth } from './sigv4.js';
 import { decodeAwsChunked } from './aws-chunked.js';
-import { createChecksum, type ChecksumAlgorithm } from './checksums.js';
+import { checksumAlgorithms, createChecksum, verifyChecksum, verifyContentMd5, type ChecksumAlgorithm } from './checksums.js';
 import type { Bucket, Header, ObjectEntry, S3Store } from './store.js';
 import * as xml from './xml.js';
 import { decodeContinuationToken, encodeContinuationToken, listPage, mergeSources, type KeySource } from './listing.js';
@@ -33,7 +33,6 @@ const partSizeMin = 5 * 1024 * 1024;
 const partsMax = 10_000;
 const objectSizeMax = 5 * 1024 ** 4;
 const singlePutMax = 5 * 1024 ** 3;
-const checksumAlgorithms: ChecksumAlgorithm[] = ['crc32', 'crc32c', 'sha1', 'sha256'];
 /** Request headers stored with an object and returned on GET/HEAD. */
 const storedHeaders = ['content-type', 'content-encoding', 'content-disposition', 'content-language', 'cache-control', 'expires'];
 
@@ -79,8 +78,10 @@ function httpDate(ms: number): string {
   return new Date(ms).toUTCString();
 }
 
-function quoted(etag: string): string {
-  return `"${etag}"`;
+/** Whether an If-Match / If-None-Match style list (`"etag", etag, *`) names this object. */
+function etagListMatches(list: string, entry: ObjectEntry): boolean {
+  const quoted = xml.quoteEtag(entry.etag);
+  return list.split(',').map((s) => s.trim()).some((t) => t === '*' || t === quoted || t === entry.etag);
 }
 
 /** The user headers of a request worth storing: content-*, cache-control, expires and x-amz-meta-*. */
@@ -139,7 +140,8 @@ function requestBody(ctx: RequestContext, onTrailers?: (trailers: Map<string, st
 }
 
 interface BodyChecks {
-  md5?: Buffer;
+  /** The Content-MD5 header, checked for form before the body is read. */
+  md5?: string;
   checksums: { alg: ChecksumAlgorithm; expected?: string; state: ReturnType<typeof createChecksum> }[];
   trailers: Map<string, string>;
 }
@@ -151,7 +153,7 @@ function bodyChecks(ctx: RequestContext, defaultAlgorithm?: string): BodyChecks 
   if (md5 !== undefined) {
     const bytes = Buffer.from(md5, 'base64');
     if (bytes.length !== 16 || bytes.toString('base64') !== md5.trim()) throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.');
-    checks.md5 = bytes;
+    checks.md5 = md5;
   }
   const trailer = (header(ctx, 'x-amz-trailer') ?? '').toLowerCase();
   for (const alg of checksumAlgorithms) {
@@ -164,14 +166,12 @@ function bodyChecks(ctx: RequestContext, defaultAlgorithm?: string): BodyChecks 
 }
 
 function verifyChecks(checks: BodyChecks, md5: Buffer): Header[] {
-  if (checks.md5 && !checks.md5.equals(md5)) throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  if (checks.md5 !== undefined) verifyContentMd5(checks.md5, md5);
   const stored: Header[] = [];
   for (const c of checks.checksums) {
     const actual = c.state.digestBase64();
     const expected = c.expected ?? checks.trailers.get(`x-amz-checksum-${c.alg}`);
-    if (expected !== undefined && expected !== actual) {
-      throw new S3Error('BadDigest', `The ${c.alg.toUpperCase()} you specified did not match the calculated checksum.`);
-    }
+    if (expected !== undefined) verifyChecksum(c.alg, expected, actual);
     stored.push({ name: c.alg, value: actual });
   }
   return stored;
@@ -315,7 +315,7 @@ async function putObject(ctx: RequestContext): Promise<void> {
     checksums,
     ...(written.inline ? { inlineData: written.inline } : {}),
   });
-  send(ctx, 200, { etag: quoted(etag), ...checksumHeaders(checksums) });
+  send(ctx, 200, { etag: xml.quoteEtag(etag), ...checksumHeaders(checksums) });
 }
 
 interface ParsedRange {
@@ -348,9 +348,8 @@ function parseRange(value: string | undefined, size: number): ParsedRange | unde
 
 /** If-Match / If-None-Match / If-(Un)Modified-Since, as S3 evaluates them. */
 function checkConditions(ctx: RequestContext, entry: ObjectEntry, read: boolean): void {
-  const etag = quoted(entry.etag);
   const mtime = Math.floor(Number(entry.mtimeMs) / 1000) * 1000;
-  const matches = (list: string) => list.split(',').map((s) => s.trim()).some((t) => t === '*' || t === etag || t === entry.etag);
+  const matches = (list: string) => etagListMatches(list, entry);
   const ifMatch = header(ctx, 'if-match');
   const ifNoneMatch = header(ctx, 'if-none-match');
   const ifModified = header(ctx, 'if-modified-since');
@@ -373,7 +372,7 @@ function checkConditions(ctx: RequestContext, entry: ObjectEntry, read: boolean)
 /** Headers of a GET/HEAD answer; checksums only for the whole object (they would not match a range). */
 function objectHeaders(ctx: RequestContext, entry: ObjectEntry, whole: boolean): Record<string, string | number> {
   const out: Record<string, string | number> = {
-    etag: quoted(entry.etag),
+    etag: xml.quoteEtag(entry.etag),
     'last-modified': httpDate(Number(entry.mtimeMs)),
     'accept-ranges': 'bytes',
     'content-type': 'binary/octet-stream',
@@ -466,11 +465,12 @@ async function copyData(ctx: RequestContext, target: Bucket, targetKey: string, 
   if (sourceBucket.owner !== ctx.user) throw new S3Error('AccessDenied', 'Access Denied', { BucketName: source.bucket });
   const entry = await ctx.store.getObject(sourceBucket, source.key);
   const cond = (name: string) => header(ctx, `x-amz-copy-source-${name}`);
-  const etag = quoted(entry.etag);
-  if (cond('if-match') !== undefined && !(cond('if-match') ?? '').split(',').map((s) => s.trim()).some((t) => t === etag || t === entry.etag || t === '*')) {
+  const ifMatch = cond('if-match');
+  if (ifMatch !== undefined && !etagListMatches(ifMatch, entry)) {
     throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'x-amz-copy-source-If-Match' });
   }
-  if (cond('if-none-match') !== undefined && (cond('if-none-match') ?? '').split(',').map((s) => s.trim()).some((t) => t === etag || t === entry.etag || t === '*')) {
+  const ifNoneMatch = cond('if-none-match');
+  if (ifNoneMatch !== undefined && etagListMatches(ifNoneMatch, entry)) {
     throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'x-amz-copy-source-If-None-Match' });
   }
   const size = Number(entry.size);
@@ -511,7 +511,7 @@ async function copyObject(ctx: RequestContext): Promise<void> {
     checksums: entry.parts > 0 ? [] : entry.checksums,
     ...(written.inline ? { inlineData: written.inline } : {}),
   });
-  sendXml(ctx, xml.copyObjectResultXml({ etag: quoted(etag), lastModified: new Date(mtimeMs) }));
+  sendXml(ctx, xml.copyObjectResultXml({ etag, lastModified: new Date(mtimeMs) }));
 }
 
 // ---- multipart ----
@@ -543,8 +543,8 @@ async function uploadPart(ctx: RequestContext): Promise<void> {
   const etag = written.md5.toString('hex');
   const mtimeMs = ctx.clock.nowMs();
   await ctx.store.putPart(bucket, uploadId, ctx.key, { number, etag, size: written.size, mtimeMs, segment: written.segment ?? { instance: '', size: 0, stripeBytes: 0 }, checksums: result.checksums });
-  if (copying) sendXml(ctx, xml.copyPartResultXml({ etag: quoted(etag), lastModified: new Date(mtimeMs) }));
-  else send(ctx, 200, { etag: quoted(etag), ...checksumHeaders(result.checksums) });
+  if (copying) sendXml(ctx, xml.copyPartResultXml({ etag, lastModified: new Date(mtimeMs) }));
+  else send(ctx, 200, { etag: xml.quoteEtag(etag), ...checksumHeaders(result.checksums) });
 }
 
 async function completeUpload(ctx: RequestContext): Promise<void> {
@@ -574,7 +574,7 @@ async function completeUpload(ctx: RequestContext): Promise<void> {
   await ctx.store.commitObject(bucket, ctx.key, { size, etag, mtimeMs: ctx.clock.nowMs(), segments, headers: upload.headers, checksums: [], parts: request.parts.length });
   await ctx.store.finishUpload(bucket, uploadId, ctx.key, new Set(segments.map((s) => s.instance ?? '')));
   const host = header(ctx, 'host') ?? 'localhost';
-  sendXml(ctx, xml.completeMultipartUploadXml({ location: `http://${host}/${bucket.name}/${encodeURIComponent(ctx.key)}`, bucket: bucket.name, key: ctx.key, etag: quoted(etag) }));
+  sendXml(ctx, xml.completeMultipartUploadXml({ location: `http://${host}/${bucket.name}/${encodeURIComponent(ctx.key)}`, bucket: bucket.name, key: ctx.key, etag }));
 }
 
 async function abortUpload(ctx: RequestContext): Promise<void> {
@@ -601,7 +601,7 @@ async function listParts(ctx: RequestContext): Promise<void> {
     nextPartNumberMarker: parts.at(-1)?.number ?? marker,
     maxParts,
     isTruncated: all.length > parts.length,
-    parts: parts.map((p) => ({ partNumber: p.number, lastModified: new Date(Number(p.mtimeMs)), etag: quoted(p.etag), size: Number(p.size) })),
+    parts: parts.map((p) => ({ partNumber: p.number, lastModified: new Date(Number(p.mtimeMs)), etag: p.etag, size: Number(p.size) })),
     owner: { id: ctx.user, displayName: ctx.user },
   }));
 }

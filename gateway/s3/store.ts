@@ -251,8 +251,8 @@ export class S3Store {
   }
 
   async deleteBucket(bucket: Bucket): Promise<void> {
-    const page = await this.listIndex(bucket, '', 1);
-    if (page.entries.length > 0) throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty', { BucketName: bucket.name });
+    const shards = await Promise.all(Array.from({ length: bucket.indexShards }, (_, n) => this.listShard(bucket, n, '', 1)));
+    if (shards.some((page) => page.entries.length > 0)) throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty', { BucketName: bucket.name });
     const uploads = await this.#omapAll(this.options.metaPool, `${bucket.id}.uploads`);
     await this.#client.omapRemove(this.options.metaPool, 'buckets', [bucket.name]);
     this.#bucketCache.delete(bucket.name);
@@ -290,14 +290,6 @@ export class S3Store {
       if (notFound(error)) return { entries: [], more: false };
       throw error;
     }
-  }
-
-  /** The first `limit` entries after `after` over all shards (a merge of the sorted shards). */
-  async listIndex(bucket: Bucket, after: string, limit: number): Promise<{ entries: [string, ObjectEntry][]; more: boolean }> {
-    const pages = await Promise.all(Array.from({ length: bucket.indexShards }, (_, n) => this.listShard(bucket, n, after, limit)));
-    const merged = pages.flatMap((p) => p.entries).sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    const entries = merged.slice(0, limit).map(([k, v]) => [k, s3Codecs.object.decode(v)] as [string, ObjectEntry]);
-    return { entries, more: merged.length > limit || pages.some((p) => p.more) };
   }
 
   /**

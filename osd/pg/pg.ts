@@ -529,19 +529,12 @@ export class PlacementGroup {
     const views = new Map<number, Map<string, string>>(); // osd -> object -> "version size crc" or "!error"
     for (const osd of members) {
       const view = new Map<string, string>();
-      let after = '';
-      for (;;) {
-        const page: ScanPage =
-          osd === this.#ctx.osdId
-            ? await this.scan(after, this.#ctx.settings.recoveryPageSize, deep)
-            : this.#scanPage(osdCodecs.scanReply.decode((await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize, deep }))).header));
+      for await (const page of this.#scanPages(osd, deep)) {
         page.names.forEach((name, i) => {
           const error = page.errors?.[i] ?? '';
           const version = versionToString(page.versions[i] ?? { epoch: 0, seq: 0 });
           view.set(name, error ? `!${error}` : deep ? `${version} ${page.sizes?.[i] ?? 0} ${page.crcs?.[i] ?? 0}` : version);
         });
-        if (!page.more || page.names.length === 0) break;
-        after = page.names.at(-1) ?? '';
       }
       views.set(osd, view);
     }
@@ -572,6 +565,24 @@ export class PlacementGroup {
     }
     this.#ctx.logger.info(deep ? 'deep scrub' : 'scrub', { pg: this.name, objects: names.length, inconsistent: inconsistent.length, repaired });
     return { objects: names.length, inconsistent, repaired, members };
+  }
+
+  /**
+   * Every page of a member's scan of this PG: this OSD's own store, or a peer through the `scan` op. Stops early
+   * when `generation` is given and stops being current.
+   */
+  async *#scanPages(osd: number, deep: boolean, generation?: number): AsyncGenerator<ScanPage> {
+    const limit = this.#ctx.settings.recoveryPageSize;
+    let after = '';
+    for (;;) {
+      const page =
+        osd === this.#ctx.osdId
+          ? await this.scan(after, limit, deep)
+          : this.#scanPage(osdCodecs.scanReply.decode((await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit, deep }))).header));
+      yield page;
+      if (!page.more || page.names.length === 0 || (generation !== undefined && !this.#current(generation))) return;
+      after = page.names.at(-1) ?? '';
+    }
   }
 
   #scanPage(reply: wire.ScanReply.$Properties): ScanPage {
@@ -759,25 +770,16 @@ export class PlacementGroup {
   /** Backfill: compares every object and version of this PG here and on `osd`; returns the names that differ. */
   async #backfillDiff(osd: number, generation: number, direction: 'pull' | 'push'): Promise<string[]> {
     const remote = new Map<string, string>();
-    let after = '';
-    for (;;) {
-      const reply = await this.#ctx.peers.call(osd, 'scan', osdCodecs.scanRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, after, limit: this.#ctx.settings.recoveryPageSize }));
-      const page = osdCodecs.scanReply.decode(reply.header);
-      (page.names ?? []).forEach((n, i) => remote.set(n, versionToString(versionFromWire(page.versions?.[i]))));
-      if (!page.more || !page.names?.length || !this.#current(generation)) break;
-      after = page.names.at(-1) ?? '';
+    for await (const page of this.#scanPages(osd, false, generation)) {
+      page.names.forEach((n, i) => remote.set(n, versionToString(page.versions[i] as Eversion)));
     }
     const differing = new Set<string>();
-    after = '';
     const local = new Set<string>();
-    for (;;) {
-      const page = await this.scan(after, this.#ctx.settings.recoveryPageSize);
+    for await (const page of this.#scanPages(this.#ctx.osdId, false)) {
       page.names.forEach((n, i) => {
         local.add(n);
         if (remote.get(n) !== versionToString(page.versions[i] as Eversion)) differing.add(n);
       });
-      if (!page.more || page.names.length === 0) break;
-      after = page.names.at(-1) ?? '';
     }
     for (const name of remote.keys()) if (!local.has(name)) differing.add(name);
     this.#ctx.logger.info('backfill', { pg: this.name, peer: osd, direction, objects: differing.size });

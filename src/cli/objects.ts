@@ -8,7 +8,8 @@ function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 }
 
-async function withObjects<T>(command: Command, fn: (client: ObjectClient) => Promise<T>): Promise<T> {
+/** Runs `fn` with a started object client for the cluster the command names, and stops it after. */
+export async function withObjects<T>(command: Command, fn: (client: ObjectClient) => Promise<T>): Promise<T> {
   const { config } = configFor(command);
   const client = new ObjectClient(config);
   await client.start();
@@ -38,7 +39,8 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-function table(rows: string[][]): string {
+/** Columns padded to their widest cell. */
+export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('  ').trimEnd()).join('\n');
 }

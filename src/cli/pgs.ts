@@ -4,8 +4,9 @@
  * with no up OSD at all is `down`; an active PG with fewer members than the pool's size is `active+degraded`.
  */
 import type { Command } from 'commander';
-import { CRUSH_ITEM_NONE, ObjectClient, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
-import { configFor, withMonitors } from './config.js';
+import { CRUSH_ITEM_NONE, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
+import { withMonitors } from './config.js';
+import { table, withObjects } from './objects.js';
 
 export interface PgRow {
   pgid: string;
@@ -73,9 +74,7 @@ interface ScrubTarget {
 
 /** Scrubs PGs one after another through their primaries and prints one report per PG (or JSON). */
 async function scrubPgs(command: Command, targets: (map: ClusterMap) => ScrubTarget[], options: { repair: boolean; light: boolean; json: boolean }): Promise<void> {
-  const client = new ObjectClient(configFor(command).config);
-  await client.start();
-  try {
+  await withObjects(command, async (client) => {
     const reports = [];
     for (const t of targets(client.map())) {
       const r = await client.scrubPg(t.pool, t.seed, options.repair, options.light);
@@ -91,9 +90,7 @@ async function scrubPgs(command: Command, targets: (map: ClusterMap) => ScrubTar
       for (const i of r.inconsistent) lines.push(`  ${i.object}: ${i.reason}`);
     }
     process.stdout.write((lines.join('\n') || 'no PGs to scrub') + '\n');
-  } finally {
-    await client.stop();
-  }
+  });
 }
 
 function onePg(pgid: string): (map: ClusterMap) => ScrubTarget[] {
@@ -151,9 +148,7 @@ export function registerPgCommands(program: Command): void {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
           return;
         }
-        const lines = [['PG', 'STATE', 'ACTING', 'PRIMARY', 'OBJECTS', 'BYTES'], ...rows.map((r) => [r.pgid, r.state, `[${r.acting.join(',')}]`, `osd.${r.primary}`, String(r.objects), String(r.bytes)])];
-        const widths = (lines[0] ?? []).map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
-        process.stdout.write(lines.map((l) => l.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n');
+        process.stdout.write(table([['PG', 'STATE', 'ACTING', 'PRIMARY', 'OBJECTS', 'BYTES'], ...rows.map((r) => [r.pgid, r.state, `[${r.acting.join(',')}]`, `osd.${r.primary}`, String(r.objects), String(r.bytes)])]) + '\n');
         process.stdout.write(`${rows.length} pgs: ${pgStateSummary(rows)}\n`);
       });
     });

@@ -1,25 +1,21 @@
 /** `shoal s3`: run the S3 gateway, and manage its users and access keys (kept in the cluster). */
 import { Option, type Command } from 'commander';
-import { ObjectClient, StorageError, isLogLevel, type LogLevel } from '../index.js';
+import { StorageError, isLogLevel, type LogLevel } from '../index.js';
 import { openS3Store, runS3Daemon } from '../../gateway/s3/main.js';
 import type { S3Store } from '../../gateway/s3/store.js';
 import { configFor } from './config.js';
+import { withObjects } from './objects.js';
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 }
 
 async function withStore<T>(command: Command, fn: (store: S3Store) => Promise<T>): Promise<T> {
-  const { config } = configFor(command);
-  const client = new ObjectClient(config);
-  await client.start();
-  try {
+  return withObjects(command, async (client) => {
     const store = openS3Store(client, 'error');
     await store.ensurePools();
-    return await fn(store);
-  } finally {
-    await client.stop();
-  }
+    return fn(store);
+  });
 }
 
 export function registerS3Commands(program: Command): void {
