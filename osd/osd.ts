@@ -22,7 +22,7 @@ import {
 import { MessengerPool, MessengerServer, type MessengerRequest, type MessengerResponse } from '../src/net/index.js';
 import type { ObjectStore } from './store/index.js';
 import { osdOpNames, type OsdOpName, type PeerLink } from './peers.js';
-import { PlacementGroup, defaultPgSettings, type PgSettings } from './pg/pg.js';
+import { PlacementGroup, RecoveryThrottle, defaultPgSettings, type PgSettings } from './pg/pg.js';
 import { WatchRegistry } from './watch.js';
 
 export interface OsdConfig {
@@ -89,7 +89,8 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       return pool.request(target.address, op, header, payload, { timeoutMs: settings.peerTimeoutMs });
     },
   };
-  const ctx = { osdId: config.id, store, peers, clock, logger, settings };
+  const throttle = new RecoveryThrottle(settings.recoveryOpsMax, settings.recoverySleepMs, clock);
+  const ctx = { osdId: config.id, store, peers, clock, logger, settings, throttle };
 
   async function pgFor(poolId: number, seed: number): Promise<PlacementGroup> {
     const name = pgIdToString({ pool: poolId, seed });
@@ -204,7 +205,10 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     async op(request) {
       const req = decode(osdCodecs.opRequest, request.header);
       const pg = await primaryPg(req.pool ?? 0, req.pgSeed ?? 0, Number(req.epoch ?? 0), req.object ?? '');
-      const outcome = await pg.clientOp(req, request.payload);
+      const outcome = await pg.clientOp(req, request.payload).catch((error: unknown) => {
+        logger.debug('op failed', { pg: pg.name, object: req.object, state: pg.reportedState, epoch: map?.epoch, error: String(error) });
+        throw error;
+      });
       const payload = outcome.chunks.length === 1 ? outcome.chunks[0] : Buffer.concat(outcome.chunks);
       return { header: osdCodecs.opReply.encode({ ...outcome.reply, epoch: map?.epoch ?? 0 }), ...(payload ? { payload } : {}) };
     },
@@ -315,7 +319,19 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     const pgStats: wire.PgStat.$Properties[] = [];
     for (const pg of pgs.values()) {
       if (pg.primary === config.id) {
-        pgStats.push({ pool: pg.poolId, seed: pg.seed, state: pg.state, acting: [...pg.acting], objects: pg.usage?.objects ?? 0, bytes: pg.usage?.bytes ?? 0, epoch: map?.epoch ?? 0 });
+        const recovery = pg.recovery;
+        pgStats.push({
+          pool: pg.poolId,
+          seed: pg.seed,
+          state: pg.reportedState,
+          acting: [...pg.acting],
+          objects: pg.usage?.objects ?? 0,
+          bytes: pg.usage?.bytes ?? 0,
+          epoch: map?.epoch ?? 0,
+          degraded: pg.degradedObjects,
+          recovered: recovery.recovered,
+          recoveryPerSec: recovery.perSec,
+        });
       }
       const usage = pg.usage;
       if (!usage) continue;
@@ -337,6 +353,34 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       pgsPrimaryActive: primaryActive,
       pgStats,
     };
+  }
+
+  /**
+   * Copies this OSD holds of PGs it is no longer a member of are dropped only once their primary reports the PG
+   * clean (active, every member of a full acting set complete), so a copy is never the last to go.
+   */
+  async function removeCleanStrays(): Promise<void> {
+    for (const [name, pg] of [...pgs]) {
+      if (stopped || pg.state !== 'stray' || pg.primary < 0) continue;
+      const epoch = pg.intervalEpoch;
+      try {
+        const reply = await peers.call(pg.primary, 'pg-info', osdCodecs.pgInfoRequest.encode({ from: config.id, pool: pg.poolId, pgSeed: pg.seed, epoch, withLog: false }));
+        const info = osdCodecs.pgInfoReply.decode(reply.header);
+        if (!info.clean || (info.acting ?? []).includes(config.id)) continue;
+        // Serialised with map handling: the PG must still be a stray of the same interval when it goes.
+        const removal = mapQueue.then(async () => {
+          if (pgs.get(name) !== pg || pg.state !== 'stray' || pg.intervalEpoch !== epoch) return;
+          pg.close();
+          pgs.delete(name);
+          await store.apply({ ops: [{ op: 'removeCollection', pg: name }] });
+          logger.info('removed a stray PG copy (its PG is clean elsewhere)', { pg: name, primary: pg.primary });
+        });
+        mapQueue = removal.catch((error: unknown) => logger.error('stray removal failed', { pg: name, error: String(error) }));
+        await removal;
+      } catch {
+        // The primary is busy or away: ask again later.
+      }
+    }
   }
 
   function every(ms: number, fn: () => void): void {
@@ -398,6 +442,10 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
           .catch(() => {});
       });
       every(peerPingIntervalMs, pingPeers);
+      let strayCheck: Promise<void> | undefined;
+      every(Math.max(1000, t.osdHeartbeatIntervalMs * 3), () => {
+        strayCheck ??= removeCleanStrays().finally(() => (strayCheck = undefined));
+      });
       logger.info('osd started', { address, pgs: pgs.size });
     },
     async stop() {

@@ -32,7 +32,7 @@ import type { PeerLink } from '../peers.js';
 import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr, type WritePlan } from './object-ops.js';
 import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
 
-export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'active';
+export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'incomplete' | 'active';
 
 /** A page of a PG's objects with their versions; deep scans add each object's size, CRC-32C and read error. */
 export interface ScanPage {
@@ -57,6 +57,10 @@ export interface PgSettings {
   peeringRetryMs: number;
   /** Objects per backfill scan page and omap entries per push. */
   recoveryPageSize: number;
+  /** Recovery and backfill pushes/pulls in flight per OSD (over all its PGs); client ops are never held by this. */
+  recoveryOpsMax: number;
+  /** Pause after each recovery op, so client I/O gets the disk and the CPU first. */
+  recoverySleepMs: number;
 }
 
 export const defaultPgSettings: PgSettings = {
@@ -66,7 +70,36 @@ export const defaultPgSettings: PgSettings = {
   peerTimeoutMs: 30_000,
   peeringRetryMs: 1_000,
   recoveryPageSize: 1_000,
+  recoveryOpsMax: 2,
+  recoverySleepMs: 0,
 };
+
+/** Bounds the recovery ops of one OSD: at most `max` at once, each followed by an optional pause. */
+export class RecoveryThrottle {
+  readonly #max: number;
+  readonly #sleepMs: number;
+  readonly #clock: Clock;
+  #running = 0;
+  #queue: (() => void)[] = [];
+
+  constructor(max: number, sleepMs: number, clock: Clock) {
+    this.#max = Math.max(1, max);
+    this.#sleepMs = sleepMs;
+    this.#clock = clock;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#max) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    this.#running++;
+    try {
+      return await fn();
+    } finally {
+      if (this.#sleepMs > 0) await new Promise<void>((resolve) => this.#clock.setTimer(this.#sleepMs, resolve));
+      this.#running--;
+      this.#queue.shift()?.();
+    }
+  }
+}
 
 export interface PgContext {
   osdId: number;
@@ -75,12 +108,31 @@ export interface PgContext {
   clock: Clock;
   logger: Logger;
   settings: PgSettings;
+  throttle: RecoveryThrottle;
 }
 
 const infoKey = 'info';
+/** pgMeta keys of the objects this copy knows it lacks (written with the log it adopted, removed as they arrive). */
+const missingKeyPrefix = 'missing/';
+
+/** What a member told the primary while peering. */
+interface MemberInfo {
+  lastUpdate: Eversion;
+  tail: Eversion;
+  log: LogEntry[];
+  incomplete: boolean;
+  missing: Set<string>;
+}
 
 export function pgName(pool: number, seed: number): string {
   return `${pool}.${seed.toString(16)}`;
+}
+
+interface StoredPg {
+  log: PgLog;
+  lastEpochStarted: number;
+  incomplete: boolean;
+  missing: Set<string>;
 }
 
 interface Waiter {
@@ -111,40 +163,57 @@ export class PlacementGroup {
   #idle: (() => void)[] = [];
   #peeringGeneration = 0;
   #retryTimer: ReturnType<Clock['setTimer']> | undefined;
+  /** This copy is being rebuilt by backfill (persisted): it must not be the authority for anything. */
+  #incomplete = false;
+  /** Objects this copy lacks (persisted under missing/). */
+  #localMissing = new Set<string>();
+  /** Primary, while active: objects each member still lacks (log-based recovery), recovered in the background. */
+  #missing = new Map<number, Set<string>>();
+  /** Primary, while active: members being backfilled; objects after `cursor` get log-only rep ops. */
+  #backfill = new Map<number, { cursor: string; all: boolean; dirty: Set<string>; remaining: number }>();
   #degradedObjects = 0;
+  #recovered = 0;
+  #recoveryRate = { count: 0, sinceMs: 0, perSec: 0 };
   /** Objects and logical bytes, counted on activation and kept up to date by the primary's writes. */
   #usage: { objects: number; bytes: number } | undefined;
 
-  private constructor(ctx: PgContext, poolId: number, seed: number, log: PgLog, lastEpochStarted: number) {
+  private constructor(ctx: PgContext, poolId: number, seed: number, stored: StoredPg) {
     this.#ctx = ctx;
     this.poolId = poolId;
     this.seed = seed;
     this.name = pgName(poolId, seed);
-    this.#log = log;
-    this.#lastEpochStarted = lastEpochStarted;
+    this.#log = stored.log;
+    this.#lastEpochStarted = stored.lastEpochStarted;
+    this.#incomplete = stored.incomplete;
+    this.#localMissing = stored.missing;
   }
 
   /** Opens a PG from what the store holds (an empty history when it holds nothing). */
   static async load(ctx: PgContext, poolId: number, seed: number): Promise<PlacementGroup> {
-    const { log, lastEpochStarted } = await PlacementGroup.#loadLog(ctx, pgName(poolId, seed));
-    return new PlacementGroup(ctx, poolId, seed, log, lastEpochStarted);
+    return new PlacementGroup(ctx, poolId, seed, await PlacementGroup.#loadStored(ctx, pgName(poolId, seed)));
   }
 
-  /** The durable log and info of a PG, as the store holds them. */
-  static async #loadLog(ctx: PgContext, name: string): Promise<{ log: PgLog; lastEpochStarted: number }> {
+  /** The durable log, info and missing set of a PG, as the store holds them. */
+  static async #loadStored(ctx: PgContext, name: string): Promise<StoredPg> {
     const infoBytes = await ctx.store.pgMetaGet(name, infoKey);
     const info = infoBytes ? decodePgInfo(infoBytes) : undefined;
     const entries: LogEntry[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await ctx.store.pgMetaList(name, { prefix: logKeyPrefix, limit: 1000, ...(after ? { after } : {}) });
-      for (const e of page.entries) entries.push(entryFromWire(decodePgLogEntry(e.value)));
-      if (!page.more || page.entries.length === 0) break;
-      after = page.entries.at(-1)?.key;
-    }
+    for await (const e of PlacementGroup.#metaPages(ctx, name, logKeyPrefix)) entries.push(entryFromWire(decodePgLogEntry(e.value)));
+    const missing = new Set<string>();
+    for await (const e of PlacementGroup.#metaPages(ctx, name, missingKeyPrefix)) missing.add(e.key.slice(missingKeyPrefix.length));
     const tail = versionFromWire(info?.logTail);
     const log = new PgLog(ctx.settings.logEntriesMax, tail, entries.filter((e) => compareVersions(e.version, tail) > 0));
-    return { log, lastEpochStarted: Number(info?.lastEpochStarted ?? 0) };
+    return { log, lastEpochStarted: Number(info?.lastEpochStarted ?? 0), incomplete: info?.incomplete ?? false, missing };
+  }
+
+  static async *#metaPages(ctx: PgContext, name: string, prefix: string): AsyncGenerator<{ key: string; value: Buffer }> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await ctx.store.pgMetaList(name, { prefix, limit: 1000, ...(after ? { after } : {}) });
+      yield* page.entries;
+      if (!page.more || page.entries.length === 0) return;
+      after = page.entries.at(-1)?.key;
+    }
   }
 
   get state(): PgState {
@@ -167,8 +236,47 @@ export class PlacementGroup {
     return this.#intervalEpoch;
   }
 
+  /** Object copies the members (this one included) still lack. */
   get degradedObjects(): number {
-    return this.#degradedObjects;
+    let n = this.#degradedObjects;
+    for (const names of this.#missing.values()) n += names.size;
+    for (const b of this.#backfill.values()) n += b.remaining;
+    return n;
+  }
+
+  /** The state as `shoal pg ls` shows it: active+recovering / active+backfilling while members catch up. */
+  get reportedState(): string {
+    if (this.#state !== 'active') return this.#state;
+    if (this.#backfill.size > 0) return 'active+backfilling';
+    if ([...this.#missing.values()].some((names) => names.size > 0)) return 'active+recovering';
+    return 'active';
+  }
+
+  /** Active with every member of a full-size acting set complete: copies held elsewhere are no longer needed. */
+  get clean(): boolean {
+    return this.reportedState === 'active' && this.#acting.filter((o) => o >= 0).length === (this.#pool?.size ?? 0);
+  }
+
+  /** Object copies recovered in this interval, and lately per second. */
+  get recovery(): { recovered: number; perSec: number } {
+    const nowMs = this.#ctx.clock.monotonicMs();
+    const r = this.#recoveryRate;
+    const perSec = nowMs - r.sinceMs > 10_000 ? 0 : r.perSec;
+    return { recovered: this.#recovered, perSec };
+  }
+
+  #countRecovered(): void {
+    this.#recovered++;
+    const nowMs = this.#ctx.clock.monotonicMs();
+    const r = this.#recoveryRate;
+    if (r.sinceMs === 0) r.sinceMs = nowMs;
+    r.count++;
+    const elapsedMs = nowMs - r.sinceMs;
+    if (elapsedMs >= 2000) {
+      r.perSec = (r.count * 1000) / elapsedMs;
+      r.count = 0;
+      r.sinceMs = nowMs;
+    }
   }
 
   /** This PG's objects and bytes, when this OSD is its active primary and has counted them. */
@@ -298,7 +406,7 @@ export class PlacementGroup {
   }
 
   #info(): wire.PgStoredInfo.$Properties {
-    return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted };
+    return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted, incomplete: this.#incomplete };
   }
 
   /** Adds the log entry (and trimming) and the PG info to `tx`; appends to the in-memory log. */
@@ -323,6 +431,8 @@ export class PlacementGroup {
         const dup = this.#log.findDup(reqid);
         if (dup) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
       }
+      // A member that still lacks this object gets it first: the op then applies to the same state everywhere.
+      if (writes) await this.#recoverOnDemand(name);
       const outcome = await evaluateOps(this.#ctx.store, oid, ops).catch(async (error: unknown) => {
         if (!(error instanceof StorageError) || error.code !== 'CHECKSUM_MISMATCH') throw error;
         await this.#repairFromPeer(name, error);
@@ -370,19 +480,22 @@ export class PlacementGroup {
     const plan = buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
     this.#logInTransaction(tx, entry);
-    const header = osdCodecs.repOpRequest.encode({
-      from: this.#ctx.osdId,
-      pool: this.poolId,
-      pgSeed: this.seed,
-      epoch: this.#intervalEpoch,
-      entry: entryToWire(entry),
-      ops: ops as wire.ObjectOp.$Properties[],
-      mtimeMs,
-    });
+    const repOp = { from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, entry: entryToWire(entry), ops: ops as wire.ObjectOp.$Properties[], mtimeMs };
+    const header = osdCodecs.repOpRequest.encode(repOp);
+    let logOnly: Uint8Array | undefined;
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
     const local = this.#ctx.store.apply(tx);
-    const remote = this.#acting.filter((o) => o >= 0 && o !== this.#ctx.osdId).map((o) => this.#ctx.peers.call(o, 'rep-op', header, payload));
+    const remote = this.#acting
+      .filter((o) => o >= 0 && o !== this.#ctx.osdId)
+      .map((o) => {
+        const backfill = this.#backfill.get(o);
+        if (!backfill || backfill.all || oid.name <= backfill.cursor) return this.#ctx.peers.call(o, 'rep-op', header, payload);
+        // Not backfilled that far yet: the member logs the entry; the backfill brings the object later.
+        backfill.dirty.add(oid.name);
+        logOnly ??= osdCodecs.repOpRequest.encode({ ...repOp, ops: [], logOnly: true });
+        return this.#ctx.peers.call(o, 'rep-op', logOnly);
+      });
     try {
       const settled = await Promise.allSettled([local, ...remote]);
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -430,7 +543,7 @@ export class PlacementGroup {
     if (compareVersions(entry.version, this.#log.head) <= 0) return Promise.resolve();
     const oid = this.#oid(entry.object);
     const tx = new Transaction();
-    buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
+    if (!request.logOnly) buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
     this.#logInTransaction(tx, entry);
     return this.#ctx.store.apply(tx);
   }
@@ -442,6 +555,10 @@ export class PlacementGroup {
       log: withLog ? this.#log.entries.map(entryToWire) : [],
       lastEpochStarted: this.#lastEpochStarted,
       exists: true,
+      incomplete: this.#incomplete,
+      missing: [...this.#localMissing],
+      clean: this.#primary === this.#ctx.osdId && this.clean,
+      acting: this.#acting.slice(),
     };
   }
 
@@ -473,9 +590,15 @@ export class PlacementGroup {
   /** Installs an object state pushed by the primary (replacing the local copy), or a further page of its omap. */
   async applyPush(request: wire.PushRequest.$Properties, payload: Buffer): Promise<void> {
     this.#checkSender(request.from);
+    if (request.backfillComplete) {
+      this.#incomplete = false;
+      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      return;
+    }
     const state = request.state ?? {};
     const oid = this.#oid(state.object ?? '');
     const tx = new Transaction();
+    if (!request.appendOmap && this.#localMissing.delete(oid.name)) tx.pgMetaRemove(this.name, [missingKeyPrefix + oid.name]);
     const omap = (state.omap ?? []).map((e) => [e.key ?? '', e.value ?? new Uint8Array()] as const);
     if (request.appendOmap) {
       if (omap.length > 0) tx.omapSet(oid, omap);
@@ -599,14 +722,22 @@ export class PlacementGroup {
   /** Adopts the authoritative log sent by the primary at the end of peering. */
   async activate(request: wire.PgActivate.$Properties): Promise<void> {
     this.#checkSender(request.from);
-    await this.#adoptLog(versionFromWire(request.logTail), (request.log ?? []).map(entryFromWire), Number(request.epoch ?? 0));
+    await this.#adoptLog(versionFromWire(request.logTail), (request.log ?? []).map(entryFromWire), Number(request.epoch ?? 0), request.missing ?? [], request.backfill ?? false);
   }
 
-  async #adoptLog(tail: Eversion, entries: LogEntry[], lastEpochStarted: number): Promise<void> {
+  /**
+   * Takes `entries` as this copy's history, recording in the same transaction what it lacks of it (`missing`) or
+   * that it is to be backfilled as a whole: a crash before recovery finishes cannot make it look complete.
+   */
+  async #adoptLog(tail: Eversion, entries: LogEntry[], lastEpochStarted: number, missing: readonly string[] = [], backfill = false): Promise<void> {
     const old = this.#log.entries.map((e) => logKey(e.version));
     this.#log = new PgLog(this.#ctx.settings.logEntriesMax, tail, entries);
     this.#lastEpochStarted = lastEpochStarted;
+    if (backfill) this.#incomplete = true;
     const tx = new Transaction();
+    const added = missing.filter((name) => !this.#localMissing.has(name));
+    for (const name of added) this.#localMissing.add(name);
+    if (added.length > 0) tx.pgMetaSet(this.name, added.map((name) => [missingKeyPrefix + name, new Uint8Array()] as const));
     if (old.length > 0) tx.pgMetaRemove(this.name, old);
     tx.pgMetaSet(this.name, [
       ...entries.map((e) => [logKey(e.version), encodePgLogEntry(entryToWire(e))] as const),
@@ -634,57 +765,104 @@ export class PlacementGroup {
       if (!this.#current(generation)) return;
       // Every submitted change has settled: the store now holds the truth. An entry whose local commit failed may
       // still sit in memory; peering starts from what is durable.
-      this.#log = (await PlacementGroup.#loadLog(this.#ctx, this.name)).log;
+      const stored = await PlacementGroup.#loadStored(this.#ctx, this.name);
       if (!this.#current(generation)) return;
+      this.#log = stored.log;
+      this.#incomplete = stored.incomplete;
+      this.#localMissing = stored.missing;
+      this.#missing = new Map();
+      this.#backfill = new Map();
+      this.#recovered = 0;
+      const self = this.#ctx.osdId;
       const members = this.#acting.filter((o) => o >= 0);
       if (members.length < pool.minSize) {
         this.#state = 'undersized';
         this.#ctx.logger.info('pg undersized; waiting for members', { pg: this.name, acting: members.join(','), minSize: pool.minSize });
         return;
       }
-      const infos = new Map<number, { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }>();
-      infos.set(this.#ctx.osdId, { lastUpdate: this.#log.head, tail: this.#log.tail, log: this.#log.entries.slice() });
+      const infos = new Map<number, MemberInfo>();
+      infos.set(self, { lastUpdate: this.#log.head, tail: this.#log.tail, log: this.#log.entries.slice(), incomplete: this.#incomplete, missing: new Set(this.#localMissing) });
       await Promise.all(
         members
-          .filter((o) => o !== this.#ctx.osdId)
+          .filter((o) => o !== self)
           .map(async (osd) => {
-            const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
+            const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ from: self, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
             const info = osdCodecs.pgInfoReply.decode(reply.header);
-            infos.set(osd, { lastUpdate: versionFromWire(info.lastUpdate), tail: versionFromWire(info.logTail), log: (info.log ?? []).map(entryFromWire) });
+            infos.set(osd, {
+              lastUpdate: versionFromWire(info.lastUpdate),
+              tail: versionFromWire(info.logTail),
+              log: (info.log ?? []).map(entryFromWire),
+              incomplete: info.incomplete ?? false,
+              missing: new Set(info.missing ?? []),
+            });
           }),
       );
       if (!this.#current(generation)) return;
-      let authority = this.#ctx.osdId;
+      // The authority: the newest history among the copies not being rebuilt by backfill (this one on a tie).
+      let authority: number | undefined;
       for (const [osd, info] of infos) {
-        if (compareVersions(info.lastUpdate, (infos.get(authority) as { lastUpdate: Eversion }).lastUpdate) > 0) authority = osd;
+        if (info.incomplete) continue;
+        const best = authority === undefined ? undefined : (infos.get(authority) as MemberInfo).lastUpdate;
+        if (best === undefined || compareVersions(info.lastUpdate, best) > 0) authority = osd;
       }
-      const authorityInfo = infos.get(authority) as { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] };
-      if (authority !== this.#ctx.osdId) {
-        await this.#recoverSelfFrom(authority, authorityInfo, generation);
-        if (!this.#current(generation)) return;
-        await this.#adoptLog(authorityInfo.tail, authorityInfo.log, this.#lastEpochStarted);
+      if (authority === undefined) {
+        // Every member's copy is half-built: the complete copies are on OSDs outside the acting set.
+        this.#state = 'incomplete';
+        throw new StorageError('UNAVAILABLE', `${this.name}: no member of [${members.join(',')}] holds a complete copy`);
       }
-      for (const osd of members) {
-        if (osd === this.#ctx.osdId) continue;
-        await this.#recoverPeer(osd, infos.get(osd) as { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation);
-        if (!this.#current(generation)) return;
+      const auth = infos.get(authority) as MemberInfo;
+      const needs = new Map<number, { names: Set<string>; backfill: boolean }>();
+      for (const [osd, info] of infos) {
+        const backfill = osd !== authority && (info.incomplete || compareVersions(info.lastUpdate, auth.tail) < 0);
+        const names = new Set(info.missing);
+        if (!backfill && osd !== authority) for (const name of PlacementGroup.diffFromLog(info, auth)) names.add(name);
+        needs.set(osd, { names: backfill ? new Set() : names, backfill });
+      }
+      // A source for an object: a member that is up to date and holds it.
+      const sourceFor = (name: string): number | undefined => {
+        const ok = (osd: number) => {
+          const need = needs.get(osd);
+          return need !== undefined && !need.backfill && !need.names.has(name);
+        };
+        return ok(authority as number) ? authority : members.find(ok);
+      };
+      // This OSD serves the PG's reads, so it catches up first (the PG is not active meanwhile).
+      await this.#recoverSelf(authority, needs.get(self) as { names: Set<string>; backfill: boolean }, sourceFor, generation);
+      if (!this.#current(generation)) return;
+      if (authority !== self || this.#incomplete) {
+        this.#incomplete = false;
+        await this.#adoptLog(auth.tail, auth.log, this.#lastEpochStarted);
+      }
+      needs.set(self, { names: new Set(this.#localMissing), backfill: false });
+      // Members that lack objects catch up in the background, unless too few would be complete to go active.
+      const behind = members.filter((o) => o !== self && ((needs.get(o)?.backfill ?? false) || (needs.get(o)?.names.size ?? 0) > 0));
+      for (const osd of behind) {
+        const need = needs.get(osd) as { names: Set<string>; backfill: boolean };
+        if (need.backfill) this.#backfill.set(osd, { cursor: '', all: false, dirty: new Set(), remaining: 0 });
+        else this.#missing.set(osd, need.names);
       }
       await Promise.all(
         members
-          .filter((o) => o !== this.#ctx.osdId)
+          .filter((o) => o !== self)
           .map((osd) =>
             this.#ctx.peers.call(osd, 'pg-activate', osdCodecs.pgActivate.encode({
-              from: this.#ctx.osdId,
+              from: self,
               pool: this.poolId,
               pgSeed: this.seed,
               epoch: this.#intervalEpoch,
               lastUpdate: this.#log.head,
               logTail: this.#log.tail,
               log: this.#log.entries.map(entryToWire),
+              missing: [...(this.#missing.get(osd) ?? [])],
+              backfill: this.#backfill.has(osd),
             })),
           ),
       );
       if (!this.#current(generation)) return;
+      for (const osd of behind.slice(0, Math.max(0, pool.minSize - (members.length - behind.length)))) {
+        await this.#recoverMember(osd, generation);
+        if (!this.#current(generation)) return;
+      }
       this.#lastEpochStarted = this.#intervalEpoch;
       await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
       if (!this.#current(generation)) return;
@@ -692,14 +870,126 @@ export class PlacementGroup {
       this.#usage = undefined;
       this.#becomeActive();
       void this.#countUsage(generation).catch(() => {});
-      this.#ctx.logger.debug('pg active', { pg: this.name, acting: members.join(','), lastUpdate: versionToString(this.#log.head) });
+      void this.#recoverInBackground(generation);
+      this.#ctx.logger.debug('pg active', { pg: this.name, acting: members.join(','), lastUpdate: versionToString(this.#log.head), recovering: behind.join(',') });
     } catch (error) {
       if (!this.#current(generation)) return;
       this.#ctx.logger.info('peering failed; will retry', { pg: this.name, error: String(error) });
-      this.#retryTimer = this.#ctx.clock.setTimer(this.#ctx.settings.peeringRetryMs, () => {
-        if (this.#current(generation)) void this.#peer(generation);
-      });
+      this.#retryPeering(generation);
     }
+  }
+
+  #retryPeering(generation: number): void {
+    this.#retryTimer = this.#ctx.clock.setTimer(this.#ctx.settings.peeringRetryMs, () => {
+      if (this.#current(generation)) void this.#peer(generation);
+    });
+  }
+
+  /** Brings this OSD's copy up to the authority's: the objects it lacks, or all of them when it needs a backfill. */
+  async #recoverSelf(authority: number, need: { names: Set<string>; backfill: boolean }, sourceFor: (name: string) => number | undefined, generation: number): Promise<void> {
+    const names = need.backfill ? await this.#backfillDiff(authority, generation, 'pull') : [...need.names].sort();
+    if (need.backfill && !this.#incomplete) {
+      // Half-pulled objects must not make this copy look complete after a crash.
+      this.#incomplete = true;
+      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+    }
+    this.#degradedObjects = names.length;
+    for (const name of names) {
+      if (!this.#current(generation)) return;
+      const source = need.backfill ? authority : sourceFor(name);
+      if (source === undefined || source === this.#ctx.osdId) {
+        this.#ctx.logger.error('no member holds a current copy of an object', { pg: this.name, object: name });
+        continue;
+      }
+      await this.#ctx.throttle.run(() => this.#pull(source, name));
+      this.#degradedObjects--;
+      this.#countRecovered();
+    }
+  }
+
+  /** Recovers everything one member lacks: its missing objects, or a whole backfill. */
+  async #recoverMember(osd: number, generation: number): Promise<void> {
+    const names = this.#missing.get(osd);
+    if (names) {
+      for (const name of [...names].sort()) {
+        if (!this.#current(generation)) return;
+        await this.#ctx.throttle.run(() =>
+          this.#withObjectLock(name, async () => {
+            if (!this.#current(generation) || !names.has(name)) return;
+            await this.#push(osd, name);
+            names.delete(name);
+            this.#countRecovered();
+          }),
+        );
+      }
+      if (names.size === 0 && this.#current(generation)) this.#missing.delete(osd);
+    }
+    if (this.#backfill.has(osd)) await this.#backfillPeer(osd, generation);
+  }
+
+  async #recoverInBackground(generation: number): Promise<void> {
+    try {
+      for (const osd of [...new Set([...this.#missing.keys(), ...this.#backfill.keys()])]) {
+        await this.#recoverMember(osd, generation);
+        if (!this.#current(generation)) return;
+      }
+    } catch (error) {
+      if (!this.#current(generation)) return;
+      // A member stopped answering: peer again (the map may be changing too) and carry on from what is left.
+      this.#ctx.logger.info('recovery failed; re-peering', { pg: this.name, error: String(error) });
+      if (this.#state === 'active' && this.#primary === this.#ctx.osdId) {
+        this.#state = 'peering';
+        this.#peeringGeneration++;
+        this.#retryPeering(this.#peeringGeneration);
+      }
+    }
+  }
+
+  /** Before a write: members still lacking the object get it now, so the write applies to the same state there. */
+  async #recoverOnDemand(name: string): Promise<void> {
+    for (const [osd, names] of this.#missing) {
+      if (!names.has(name)) continue;
+      await this.#push(osd, name);
+      names.delete(name);
+      this.#countRecovered();
+    }
+  }
+
+  /**
+   * Backfill of a member, in name order: objects that differ are pushed under their object lock and the cursor
+   * moves past them; writes to objects after the cursor reach the member as log entries only and are pushed at the
+   * end (`dirty`). Then the member is told its copy is complete.
+   */
+  async #backfillPeer(osd: number, generation: number): Promise<void> {
+    const backfill = this.#backfill.get(osd);
+    if (!backfill) return;
+    const differing = await this.#backfillDiff(osd, generation, 'push');
+    backfill.remaining = differing.length;
+    const pushOne = (name: string, moveCursor: boolean) =>
+      this.#ctx.throttle.run(() =>
+        this.#withObjectLock(name, async () => {
+          if (!this.#current(generation)) return;
+          await this.#push(osd, name);
+          if (moveCursor) backfill.cursor = name;
+          backfill.remaining = Math.max(0, backfill.remaining - 1);
+          this.#countRecovered();
+        }),
+      );
+    for (const name of differing) {
+      if (!this.#current(generation)) return;
+      await pushOne(name, true);
+    }
+    if (!this.#current(generation)) return;
+    backfill.all = true;
+    const dirty = [...backfill.dirty].sort();
+    backfill.remaining = dirty.length;
+    for (const name of dirty) {
+      if (!this.#current(generation)) return;
+      await pushOne(name, false);
+    }
+    if (!this.#current(generation)) return;
+    await this.#ctx.peers.call(osd, 'push', osdCodecs.pushRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, backfillComplete: true }));
+    if (this.#current(generation)) this.#backfill.delete(osd);
   }
 
   /**
@@ -714,19 +1004,6 @@ export class PlacementGroup {
       if (!known.has(versionToString(e.version)) && compareVersions(e.version, authority.tail) > 0) names.add(e.object);
     }
     return [...names].sort();
-  }
-
-  async #recoverSelfFrom(authority: number, info: { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation: number): Promise<void> {
-    const reachable = compareVersions(this.#log.head, info.tail) >= 0;
-    const names = reachable
-      ? PlacementGroup.diffFromLog({ lastUpdate: this.#log.head, log: this.#log.entries }, info)
-      : await this.#backfillDiff(authority, generation, 'pull');
-    this.#degradedObjects = names.length;
-    for (const name of names) {
-      if (!this.#current(generation)) return;
-      await this.#pull(authority, name);
-      this.#degradedObjects--;
-    }
   }
 
   async #pull(from: number, name: string): Promise<void> {
@@ -751,19 +1028,6 @@ export class PlacementGroup {
       if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
       omapAfter = state.omap?.at(-1)?.key ?? '';
       first = false;
-    }
-  }
-
-  async #recoverPeer(osd: number, info: { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation: number): Promise<void> {
-    const reachable = compareVersions(info.lastUpdate, this.#log.tail) >= 0;
-    const names = reachable
-      ? PlacementGroup.diffFromLog(info, { tail: this.#log.tail, log: this.#log.entries })
-      : await this.#backfillDiff(osd, generation, 'push');
-    this.#degradedObjects += names.length;
-    for (const name of names) {
-      if (!this.#current(generation)) return;
-      await this.#push(osd, name);
-      this.#degradedObjects--;
     }
   }
 

@@ -9,7 +9,7 @@ import { runMonitorDaemon } from '../../monitor/main.js';
 import { runOsdDaemon } from '../../osd/main.js';
 import { configFor, withMonitors } from './config.js';
 import { formatBytes } from './objects.js';
-import { pgRows, pgStateSummary, scrubOsd } from './pgs.js';
+import { formatRecovery, pgRows, pgStateSummary, recoverySummary, scrubOsd } from './pgs.js';
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -108,7 +108,10 @@ export function registerClusterCommands(program: Command): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       await withMonitors(command, async (client) => {
         const { map, monitors } = await fetchStatus(client);
-        const pgStates = pgStateSummary(pgRows(map, await client.stats().catch(() => [])));
+        const stats = await client.stats().catch(() => []);
+        const rows = pgRows(map, stats);
+        const pgStates = pgStateSummary(rows);
+        const recovery = recoverySummary(map, stats, rows);
         const h = health(map, monitors);
         const leader = monitors.find((m) => m.status?.role === 'leader')?.name ?? '';
         const summary = {
@@ -122,6 +125,7 @@ export function registerClusterCommands(program: Command): void {
           pools: map.pools.length,
           pgs: map.pools.reduce((s, p) => s + p.pgNum, 0),
           pgStates,
+          recovery,
           flags: map.flags,
         };
         if (options.json) return print(JSON.stringify(summary, null, 2));
@@ -133,6 +137,7 @@ export function registerClusterCommands(program: Command): void {
             `  osd:     ${summary.osds.total} osds: ${summary.osds.up} up, ${summary.osds.in} in`,
             `  pools:   ${summary.pools} pools, ${summary.pgs} pgs`,
             `  pgs:     ${pgStates}`,
+            ...(formatRecovery(recovery) ? [`  io:      ${formatRecovery(recovery)}`] : []),
             `  map:     epoch ${map.epoch}${map.flags.length ? `, flags ${map.flags.join(',')}` : ''}`,
           ].join('\n'),
         );

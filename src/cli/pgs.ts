@@ -16,6 +16,10 @@ export interface PgRow {
   primary: number;
   objects: number;
   bytes: number;
+  /** Object copies its members still lack (recovery or backfill to do). */
+  degraded: number;
+  recovered: number;
+  recoveryPerSec: number;
 }
 
 /** Every PG of every pool (or of `poolName`) with the state its primary reported. */
@@ -46,6 +50,9 @@ export function pgRows(map: ClusterMap, stats: readonly wire.OsdStats.$Propertie
         primary: mapping.primary,
         objects: Number(report?.objects ?? 0),
         bytes: Number(report?.bytes ?? 0),
+        degraded: Number(report?.degraded ?? 0),
+        recovered: Number(report?.recovered ?? 0),
+        recoveryPerSec: report?.recoveryPerSec ?? 0,
       });
     }
   }
@@ -57,6 +64,48 @@ export function pgStateSummary(rows: readonly PgRow[]): string {
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
   return [...counts].sort((a, b) => b[1] - a[1]).map(([state, n]) => `${n} ${state}`).join(', ') || 'none';
+}
+
+export interface RecoverySummary {
+  /** Object copies members of acting sets still lack. */
+  degraded: number;
+  /** Copies held by OSDs outside the acting sets (kept until their PG is clean elsewhere, then removed). */
+  misplaced: number;
+  recovered: number;
+  perSec: number;
+}
+
+/** Recovery across the cluster, from the primaries' PG reports and the OSDs' object counts. */
+export function recoverySummary(map: ClusterMap, stats: readonly wire.OsdStats.$Properties[], rows: readonly PgRow[]): RecoverySummary {
+  const size = new Map(map.pools.map((p) => [p.name, p.size]));
+  const placed = rows.reduce((sum, r) => sum + r.objects * (size.get(r.pool) ?? 0), 0);
+  const held = stats.reduce((sum, s) => sum + Number(s.objects ?? 0), 0);
+  const degraded = rows.reduce((sum, r) => sum + r.degraded, 0);
+  return {
+    degraded,
+    misplaced: rows.every((r) => r.state !== 'unknown') ? Math.max(0, held - placed - degraded) : 0,
+    recovered: rows.reduce((sum, r) => sum + r.recovered, 0),
+    perSec: rows.reduce((sum, r) => sum + r.recoveryPerSec, 0),
+  };
+}
+
+/** "1,204 degraded, 300 misplaced; 85 objects/s [######------] 52%, about 14 s left" ('' when there is nothing to do). */
+export function formatRecovery(r: RecoverySummary, barWidth = 20): string {
+  if (r.degraded === 0 && r.misplaced === 0) return '';
+  const parts = [`${r.degraded} degraded, ${r.misplaced} misplaced object copies`];
+  if (r.degraded > 0) {
+    const done = r.recovered / (r.recovered + r.degraded);
+    const filled = Math.round(done * barWidth);
+    const eta = r.perSec > 0 ? `, about ${formatSeconds(r.degraded / r.perSec)} left` : '';
+    parts.push(`recovering ${r.perSec.toFixed(1)} objects/s [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${Math.floor(done * 100)}%${eta}`);
+  }
+  return parts.join('; ');
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 90) return `${Math.ceil(seconds)} s`;
+  if (seconds < 5400) return `${Math.ceil(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 /** "POOL.SEED" with SEED in hex, as `pg ls` prints it. */
@@ -148,7 +197,7 @@ export function registerPgCommands(program: Command): void {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
           return;
         }
-        process.stdout.write(table([['PG', 'STATE', 'ACTING', 'PRIMARY', 'OBJECTS', 'BYTES'], ...rows.map((r) => [r.pgid, r.state, `[${r.acting.join(',')}]`, `osd.${r.primary}`, String(r.objects), String(r.bytes)])]) + '\n');
+        process.stdout.write(table([['PG', 'STATE', 'ACTING', 'PRIMARY', 'OBJECTS', 'BYTES', 'DEGRADED'], ...rows.map((r) => [r.pgid, r.state, `[${r.acting.join(',')}]`, `osd.${r.primary}`, String(r.objects), String(r.bytes), String(r.degraded)])]) + '\n');
         process.stdout.write(`${rows.length} pgs: ${pgStateSummary(rows)}\n`);
       });
     });
