@@ -24,6 +24,7 @@ import type { ObjectStore } from './store/index.js';
 import { osdOpNames, type OsdOpName, type PeerLink } from './peers.js';
 import { PlacementGroup, RecoveryThrottle, defaultPgSettings, type PgSettings } from './pg/pg.js';
 import { WatchRegistry } from './watch.js';
+import { erasureSelfTest } from '../src/erasure/index.js';
 
 export interface OsdConfig {
   id: number;
@@ -291,6 +292,13 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       watches.ack(req.watcher ?? '', Number(req.notifyId ?? 0), req.reply ?? new Uint8Array());
       return {};
     },
+    async 'ec-read'(request) {
+      const req = decode(osdCodecs.ecReadRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
+      const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
+      const { header, payload } = await pg.ecRead(req);
+      return { header: osdCodecs.ecReadReply.encode(header), payload };
+    },
     async ping(request) {
       const req = decode(osdCodecs.ping, request.header);
       return { header: osdCodecs.ping.encode({ from: config.id, epoch: map?.epoch ?? 0, sentMs: Number(req.sentMs ?? 0) }) };
@@ -421,6 +429,9 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     map: () => map,
     pgs: () => pgs,
     async start() {
+      // Every OSD must code erasure shards exactly as the others do, or shards written elsewhere would not decode
+      // here: a codec that fails its golden vectors refuses to serve (CORRUPT_DATA, naming the shard).
+      erasureSelfTest();
       await store.start();
       for (const name of await store.listCollections()) {
         const match = /^(\d+)\.([0-9a-f]+)$/.exec(name);

@@ -31,6 +31,11 @@ import { Transaction, type ObjectId, type ObjectStore } from '../store/index.js'
 import type { PeerLink } from '../peers.js';
 import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr, type WritePlan } from './object-ops.js';
 import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
+// EC hook: erasure-coded pools (issue 9) keep their logic in ec-backend.ts; pg.ts calls it at the points marked "EC hook".
+import { EcBackend, decodeEcSize, ecSizeXattr, type EcWritePlan } from './ec-backend.js';
+
+/** CRUSH_ITEM_NONE: an erasure pool's hole in the up set (position kept, no OSD). */
+const crushItemNone = 0x7fffffff;
 
 export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'incomplete' | 'active';
 
@@ -122,7 +127,11 @@ interface MemberInfo {
   log: LogEntry[];
   incomplete: boolean;
   missing: Set<string>;
+  /** EC hook: the shard index the member last activated with (-1: none). */
+  ecShard?: number;
 }
+/** EC hook: the shard index (acting position) this member last activated with, so a moved member is rebuilt whole. */
+const ecShardKey = 'ec-shard';
 
 export function pgName(pool: number, seed: number): string {
   return `${pool}.${seed.toString(16)}`;
@@ -176,6 +185,10 @@ export class PlacementGroup {
   #recoveryRate = { count: 0, sinceMs: 0, perSec: 0 };
   /** Objects and logical bytes, counted on activation and kept up to date by the primary's writes. */
   #usage: { objects: number; bytes: number } | undefined;
+  /** EC hook: the erasure-coded side, for pools of type erasure. */
+  #ec: EcBackend | undefined;
+  /** EC hook: the shard index this member last activated with (-1: none). */
+  #ecShardOnDisk = -1;
 
   private constructor(ctx: PgContext, poolId: number, seed: number, stored: StoredPg) {
     this.#ctx = ctx;
@@ -190,7 +203,10 @@ export class PlacementGroup {
 
   /** Opens a PG from what the store holds (an empty history when it holds nothing). */
   static async load(ctx: PgContext, poolId: number, seed: number): Promise<PlacementGroup> {
-    return new PlacementGroup(ctx, poolId, seed, await PlacementGroup.#loadStored(ctx, pgName(poolId, seed)));
+    const pg = new PlacementGroup(ctx, poolId, seed, await PlacementGroup.#loadStored(ctx, pgName(poolId, seed)));
+    const ecShard = await ctx.store.pgMetaGet(pg.name, ecShardKey);
+    if (ecShard) pg.#ecShardOnDisk = Number(ecShard.toString());
+    return pg;
   }
 
   /** The durable log, info and missing set of a PG, as the store holds them. */
@@ -292,7 +308,10 @@ export class PlacementGroup {
       const page = await this.#ctx.store.listObjects(this.name, { limit: 1000, ...(after ? { after } : {}) });
       for (const name of page.names) {
         objects++;
-        bytes += (await this.#ctx.store.stat(this.#oid(name)).catch(() => ({ size: 0 }))).size;
+        // EC hook: an erasure-coded shard is padded; the object's size is kept beside it.
+        bytes += this.#ec
+          ? decodeEcSize(await this.#ctx.store.getXattr(this.#oid(name), ecSizeXattr).catch(() => undefined))
+          : (await this.#ctx.store.stat(this.#oid(name)).catch(() => ({ size: 0 }))).size;
       }
       if (!page.more || page.names.length === 0 || !this.#current(generation)) break;
       after = page.names.at(-1) ?? '';
@@ -309,8 +328,11 @@ export class PlacementGroup {
    * primary then peers. `forceNewInterval` when the OSD skipped epochs (it cannot tell what happened in between, so
    * it peers again). Returns whether the interval changed.
    */
-  onMap(epoch: number, pool: Pool, acting: number[], forceNewInterval = false): boolean {
+  onMap(epoch: number, pool: Pool, upSet: number[], forceNewInterval = false): boolean {
     this.#pool = pool;
+    // EC hook: holes of an erasure pool's up set (CRUSH_ITEM_NONE) are -1 here, as everywhere else in the PG.
+    const acting = upSet.map((o) => (o === crushItemNone ? -1 : o));
+    if (pool.type === 'erasure' && !this.#ec) this.#ec = this.#ecBackend();
     const primary = acting.find((o) => o >= 0) ?? -1;
     const changed =
       forceNewInterval || primary !== this.#primary || acting.join(',') !== this.#acting.join(',') || this.#intervalEpoch === 0;
@@ -328,6 +350,28 @@ export class PlacementGroup {
       this.#failWaiters(new StorageError('NOT_PRIMARY', `osd.${this.#ctx.osdId} is no longer primary of ${this.name}`));
     }
     return true;
+  }
+
+  /** EC hook: the erasure-coded side sees the PG through this narrow view. */
+  #ecBackend(): EcBackend {
+    return new EcBackend({
+      name: this.name,
+      poolId: this.poolId,
+      seed: this.seed,
+      osdId: this.#ctx.osdId,
+      store: this.#ctx.store,
+      peers: this.#ctx.peers,
+      logger: this.#ctx.logger,
+      pool: () => this.#pool as Pool,
+      acting: () => this.#acting,
+      intervalEpoch: () => this.#intervalEpoch,
+    });
+  }
+
+  /** EC hook: serves a member's `ec-read` (its shard of one object). */
+  async ecRead(request: wire.EcReadRequest.$Properties): Promise<{ header: wire.EcReadReply.$Properties; payload: Buffer }> {
+    if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
+    return this.#ec.serveRead(request);
   }
 
   /** Stops activity (OSD shutdown). */
@@ -433,14 +477,17 @@ export class PlacementGroup {
       }
       // A member that still lacks this object gets it first: the op then applies to the same state everywhere.
       if (writes) await this.#recoverOnDemand(name);
-      const outcome = await evaluateOps(this.#ctx.store, oid, ops).catch(async (error: unknown) => {
+      const ec = this.#ec;
+      const outcome = await (ec ? ec.evaluate(oid, ops) : evaluateOps(this.#ctx.store, oid, ops)).catch(async (error: unknown) => {
         if (!(error instanceof StorageError) || error.code !== 'CHECKSUM_MISMATCH') throw error;
         await this.#repairFromPeer(name, error);
         return evaluateOps(this.#ctx.store, oid, ops);
       });
       if (!writes) return { reply: { version: outcome.version, results: outcome.results }, chunks: outcome.chunks };
       const generation = this.#peeringGeneration;
-      const after = await this.#replicate(oid, ops, payload, outcome.exists, outcome.size, outcome.version, reqid);
+      // EC hook: the primary encodes and each member gets its own shard of the change.
+      const ecPlan = ec ? await ec.planWrite(oid, ops, payload, outcome) : undefined;
+      const after = await this.#replicate(oid, ops, payload, outcome.exists, outcome.size, outcome.version, reqid, ecPlan);
       if (this.#usage && this.#current(generation)) {
         this.#usage.objects += Number(after.existsAfter) - Number(outcome.exists);
         this.#usage.bytes += after.sizeAfter - outcome.size;
@@ -472,28 +519,49 @@ export class PlacementGroup {
     sizeBefore: number,
     priorVersion: Eversion,
     reqid: LogEntry['reqid'],
+    ecPlan?: EcWritePlan,
   ): Promise<WritePlan> {
     if (this.#state !== 'active') throw new StorageError('UNAVAILABLE', `${this.name} stopped being active`);
     const version = this.#nextVersion();
     const mtimeMs = this.#ctx.clock.nowMs();
     const tx = new Transaction();
-    const plan = buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
+    const own = ecPlan?.shard(this.#acting.indexOf(this.#ctx.osdId));
+    const plan = own
+      ? { ...buildWriteTransaction(tx, oid, own.ops, own.payload, version, existedBefore), sizeAfter: ecPlan?.sizeAfter ?? 0 }
+      : buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
+    if (ecPlan?.existsAfter) EcBackend.setShardMeta(tx, oid, ecPlan.sizeAfter, this.#acting.indexOf(this.#ctx.osdId));
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
     this.#logInTransaction(tx, entry);
-    const repOp = { from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, entry: entryToWire(entry), ops: ops as wire.ObjectOp.$Properties[], mtimeMs };
-    const header = osdCodecs.repOpRequest.encode(repOp);
+    const repOp = (fields: Partial<wire.RepOpRequest.$Properties>): Uint8Array =>
+      osdCodecs.repOpRequest.encode({
+        from: this.#ctx.osdId,
+        pool: this.poolId,
+        pgSeed: this.seed,
+        epoch: this.#intervalEpoch,
+        entry: entryToWire(entry),
+        ops: ops as wire.ObjectOp.$Properties[],
+        mtimeMs,
+        ...fields,
+      });
+    const header = ecPlan ? new Uint8Array() : repOp({});
     let logOnly: Uint8Array | undefined;
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
     const local = this.#ctx.store.apply(tx);
     const remote = this.#acting
-      .filter((o) => o >= 0 && o !== this.#ctx.osdId)
-      .map((o) => {
+      .map((o, position) => ({ o, position }))
+      .filter(({ o }) => o >= 0 && o !== this.#ctx.osdId)
+      .map(({ o, position }) => {
+        if (ecPlan) {
+          // EC hook: member `position` gets shard `position` of the change.
+          const shard = ecPlan.shard(position);
+          return this.#ctx.peers.call(o, 'rep-op', repOp({ ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position }), shard.payload);
+        }
         const backfill = this.#backfill.get(o);
         if (!backfill || backfill.all || oid.name <= backfill.cursor) return this.#ctx.peers.call(o, 'rep-op', header, payload);
         // Not backfilled that far yet: the member logs the entry; the backfill brings the object later.
         backfill.dirty.add(oid.name);
-        logOnly ??= osdCodecs.repOpRequest.encode({ ...repOp, ops: [], logOnly: true });
+        logOnly ??= repOp({ ops: [], logOnly: true });
         return this.#ctx.peers.call(o, 'rep-op', logOnly);
       });
     try {
@@ -543,7 +611,11 @@ export class PlacementGroup {
     if (compareVersions(entry.version, this.#log.head) <= 0) return Promise.resolve();
     const oid = this.#oid(entry.object);
     const tx = new Transaction();
-    if (!request.logOnly) buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
+    if (!request.logOnly) {
+      const applied = buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
+      // EC hook: a shard keeps the object's logical size beside it.
+      if (request.ec && applied.existsAfter) EcBackend.setShardMeta(tx, oid, Number(request.ecSize ?? 0), Number(request.ecShard ?? 0));
+    }
     this.#logInTransaction(tx, entry);
     return this.#ctx.store.apply(tx);
   }
@@ -559,6 +631,7 @@ export class PlacementGroup {
       missing: [...this.#localMissing],
       clean: this.#primary === this.#ctx.osdId && this.clean,
       acting: this.#acting.slice(),
+      ecShard: this.#ecShardOnDisk + 1,
     };
   }
 
@@ -648,6 +721,7 @@ export class PlacementGroup {
   async scrub(repair: boolean, deep = true): Promise<wire.PgScrubReply.$Properties> {
     await this.#whenActive();
     await this.#waitIdle();
+    if (this.#ec && deep) return this.#ecDeepScrub(this.#ec, repair);
     const members = this.#acting.filter((o) => o >= 0);
     const views = new Map<number, Map<string, string>>(); // osd -> object -> "version size crc" or "!error"
     for (const osd of members) {
@@ -690,6 +764,29 @@ export class PlacementGroup {
     return { objects: names.length, inconsistent, repaired, members };
   }
 
+  /** EC hook: deep scrub of an erasure-coded PG: every shard read, versions compared, parity recomputed. */
+  async #ecDeepScrub(ec: EcBackend, repair: boolean): Promise<wire.PgScrubReply.$Properties> {
+    const members = this.#acting.filter((o) => o >= 0);
+    const names = new Set<string>();
+    for (const osd of members) for await (const page of this.#scanPages(osd, false)) for (const n of page.names) names.add(n);
+    const inconsistent: wire.ScrubInconsistency.$Properties[] = [];
+    let repaired = 0;
+    for (const name of [...names].sort()) {
+      const { bad, reasons } = await ec.scrubObject(name);
+      if (bad.length === 0) continue;
+      const osds = bad.map((p) => this.#acting[p] ?? -1);
+      inconsistent.push({ object: name, osds, reason: reasons.join(', ') });
+      if (!repair) continue;
+      for (const osd of osds) {
+        if (osd === this.#ctx.osdId) await ec.recoverShard(name, osd, (state, payload) => this.applyPush({ from: this.#primary, epoch: this.#intervalEpoch, state }, payload));
+        else if (osd >= 0) await ec.recoverShard(name, osd, (state, payload) => this.#pushState(osd, state, payload));
+      }
+      repaired++;
+    }
+    this.#ctx.logger.info('deep scrub (erasure)', { pg: this.name, objects: names.size, inconsistent: inconsistent.length, repaired });
+    return { objects: names.size, inconsistent, repaired, members };
+  }
+
   /**
    * Every page of a member's scan of this PG: this OSD's own store, or a peer through the `scan` op. Stops early
    * when `generation` is given and stops being current.
@@ -723,6 +820,24 @@ export class PlacementGroup {
   async activate(request: wire.PgActivate.$Properties): Promise<void> {
     this.#checkSender(request.from);
     await this.#adoptLog(versionFromWire(request.logTail), (request.log ?? []).map(entryFromWire), Number(request.epoch ?? 0), request.missing ?? [], request.backfill ?? false);
+    await this.#ecRecordShard();
+  }
+
+  /** EC hook: remembers the shard index this member serves in the interval being activated (it now holds it). */
+  async #ecRecordShard(): Promise<void> {
+    const position = this.#acting.indexOf(this.#ctx.osdId);
+    if (!this.#ec || position < 0 || position === this.#ecShardOnDisk) return;
+    await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[ecShardKey, Buffer.from(String(position))]]));
+    this.#ecShardOnDisk = position;
+  }
+
+  /** EC hook: every object this OSD or `osd` has (a member in a new position needs all of them rebuilt). */
+  async #ecAllNames(osd: number, generation: number): Promise<string[]> {
+    const names = new Set<string>();
+    for (const who of [this.#ctx.osdId, osd]) {
+      for await (const page of this.#scanPages(who, false, generation)) for (const n of page.names) names.add(n);
+    }
+    return [...names].sort();
   }
 
   /**
@@ -794,6 +909,7 @@ export class PlacementGroup {
               log: (info.log ?? []).map(entryFromWire),
               incomplete: info.incomplete ?? false,
               missing: new Set(info.missing ?? []),
+              ecShard: Number(info.ecShard ?? 0) - 1,
             });
           }),
       );
@@ -811,35 +927,54 @@ export class PlacementGroup {
         throw new StorageError('UNAVAILABLE', `${this.name}: no member of [${members.join(',')}] holds a complete copy`);
       }
       const auth = infos.get(authority) as MemberInfo;
-      const needs = new Map<number, { names: Set<string>; backfill: boolean }>();
-      for (const [osd, info] of infos) {
-        const backfill = osd !== authority && (info.incomplete || compareVersions(info.lastUpdate, auth.tail) < 0);
-        const names = new Set(info.missing);
-        if (!backfill && osd !== authority) for (const name of PlacementGroup.diffFromLog(info, auth)) names.add(name);
-        needs.set(osd, { names: backfill ? new Set() : names, backfill });
-      }
-      // A source for an object: a member that is up to date and holds it.
-      const sourceFor = (name: string): number | undefined => {
-        const ok = (osd: number) => {
-          const need = needs.get(osd);
-          return need !== undefined && !need.backfill && !need.names.has(name);
+      const behind: number[] = [];
+      if (this.#ec) {
+        // EC hook: shards are rebuilt from k others (not copied), every member before the PG goes active.
+        if (authority !== self) {
+          await this.#ecRecoverSelfFrom(authority, auth, generation);
+          if (!this.#current(generation)) return;
+          await this.#adoptLog(auth.tail, auth.log, this.#lastEpochStarted);
+        } else if (this.#ecShardOnDisk !== this.#acting.indexOf(self)) {
+          // The newest history is here, but CRUSH moved this OSD to another shard index: rebuild its shards.
+          await this.#ecRecoverSelfFrom(authority, auth, generation);
+          if (!this.#current(generation)) return;
+        }
+        for (const osd of members) {
+          if (osd === self) continue;
+          await this.#ecRecoverPeer(osd, infos.get(osd) as MemberInfo, generation);
+          if (!this.#current(generation)) return;
+        }
+      } else {
+        const needs = new Map<number, { names: Set<string>; backfill: boolean }>();
+        for (const [osd, info] of infos) {
+          const backfill = osd !== authority && (info.incomplete || compareVersions(info.lastUpdate, auth.tail) < 0);
+          const names = new Set(info.missing);
+          if (!backfill && osd !== authority) for (const name of PlacementGroup.diffFromLog(info, auth)) names.add(name);
+          needs.set(osd, { names: backfill ? new Set() : names, backfill });
+        }
+        // A source for an object: a member that is up to date and holds it.
+        const sourceFor = (name: string): number | undefined => {
+          const ok = (osd: number) => {
+            const need = needs.get(osd);
+            return need !== undefined && !need.backfill && !need.names.has(name);
+          };
+          return ok(authority as number) ? authority : members.find(ok);
         };
-        return ok(authority as number) ? authority : members.find(ok);
-      };
-      // This OSD serves the PG's reads, so it catches up first (the PG is not active meanwhile).
-      await this.#recoverSelf(authority, needs.get(self) as { names: Set<string>; backfill: boolean }, sourceFor, generation);
-      if (!this.#current(generation)) return;
-      if (authority !== self || this.#incomplete) {
-        this.#incomplete = false;
-        await this.#adoptLog(auth.tail, auth.log, this.#lastEpochStarted);
-      }
-      needs.set(self, { names: new Set(this.#localMissing), backfill: false });
-      // Members that lack objects catch up in the background, unless too few would be complete to go active.
-      const behind = members.filter((o) => o !== self && ((needs.get(o)?.backfill ?? false) || (needs.get(o)?.names.size ?? 0) > 0));
-      for (const osd of behind) {
-        const need = needs.get(osd) as { names: Set<string>; backfill: boolean };
-        if (need.backfill) this.#backfill.set(osd, { cursor: '', all: false, dirty: new Set(), remaining: 0 });
-        else this.#missing.set(osd, need.names);
+        // This OSD serves the PG's reads, so it catches up first (the PG is not active meanwhile).
+        await this.#recoverSelf(authority, needs.get(self) as { names: Set<string>; backfill: boolean }, sourceFor, generation);
+        if (!this.#current(generation)) return;
+        if (authority !== self || this.#incomplete) {
+          this.#incomplete = false;
+          await this.#adoptLog(auth.tail, auth.log, this.#lastEpochStarted);
+        }
+        needs.set(self, { names: new Set(this.#localMissing), backfill: false });
+        // Members that lack objects catch up in the background, unless too few would be complete to go active.
+        behind.push(...members.filter((o) => o !== self && ((needs.get(o)?.backfill ?? false) || (needs.get(o)?.names.size ?? 0) > 0)));
+        for (const osd of behind) {
+          const need = needs.get(osd) as { names: Set<string>; backfill: boolean };
+          if (need.backfill) this.#backfill.set(osd, { cursor: '', all: false, dirty: new Set(), remaining: 0 });
+          else this.#missing.set(osd, need.names);
+        }
       }
       await Promise.all(
         members
@@ -863,6 +998,7 @@ export class PlacementGroup {
         await this.#recoverMember(osd, generation);
         if (!this.#current(generation)) return;
       }
+      await this.#ecRecordShard();
       this.#lastEpochStarted = this.#intervalEpoch;
       await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
       if (!this.#current(generation)) return;
@@ -1006,6 +1142,25 @@ export class PlacementGroup {
     return [...names].sort();
   }
 
+  async #ecRecoverSelfFrom(authority: number, info: { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] }, generation: number): Promise<void> {
+    const reachable = compareVersions(this.#log.head, info.tail) >= 0;
+    // EC hook: in a new position every shard here is of another index: rebuild them all.
+    const moved = this.#ec !== undefined && this.#ecShardOnDisk !== this.#acting.indexOf(this.#ctx.osdId);
+    const names = moved
+      ? await this.#ecAllNames(authority, generation)
+      : reachable
+        ? PlacementGroup.diffFromLog({ lastUpdate: this.#log.head, log: this.#log.entries }, info)
+        : await this.#backfillDiff(authority, generation, 'pull');
+    this.#degradedObjects = names.length;
+    for (const name of names) {
+      if (!this.#current(generation)) return;
+      // EC hook: this OSD's shard is rebuilt from k others, not copied.
+      if (this.#ec) await this.#ec.recoverShard(name, this.#ctx.osdId, (state, payload) => this.applyPush({ from: this.#primary, epoch: this.#intervalEpoch, state }, payload));
+      else await this.#pull(authority, name);
+      this.#degradedObjects--;
+    }
+  }
+
   async #pull(from: number, name: string): Promise<void> {
     let omapAfter: string | undefined;
     let first = true;
@@ -1028,6 +1183,29 @@ export class PlacementGroup {
       if (!state.exists || !state.omapMore || (state.omap ?? []).length === 0) return;
       omapAfter = state.omap?.at(-1)?.key ?? '';
       first = false;
+    }
+  }
+
+  async #pushState(to: number, state: wire.ObjectState.$Properties, payload: Buffer): Promise<void> {
+    await this.#ctx.peers.call(to, 'push', osdCodecs.pushRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, state }), payload);
+  }
+
+  async #ecRecoverPeer(osd: number, info: MemberInfo, generation: number): Promise<void> {
+    const reachable = compareVersions(info.lastUpdate, this.#log.tail) >= 0;
+    // EC hook: a member in a new position (or new to the PG) has every shard to rebuild.
+    const moved = this.#ec !== undefined && info.ecShard !== this.#acting.indexOf(osd);
+    const names = moved
+      ? await this.#ecAllNames(osd, generation)
+      : reachable
+        ? PlacementGroup.diffFromLog(info, { tail: this.#log.tail, log: this.#log.entries })
+        : await this.#backfillDiff(osd, generation, 'push');
+    this.#degradedObjects += names.length;
+    for (const name of names) {
+      if (!this.#current(generation)) return;
+      // EC hook: the member's own shard is rebuilt from k others and pushed.
+      if (this.#ec) await this.#ec.recoverShard(name, osd, (state, payload) => this.#pushState(osd, state, payload));
+      else await this.#push(osd, name);
+      this.#degradedObjects--;
     }
   }
 

@@ -65,6 +65,8 @@ export const osdCodecs = {
   notifyRequest: c(shoal.NotifyRequest, 'NotifyRequest'),
   notifyAckRequest: c(shoal.NotifyAckRequest, 'NotifyAckRequest'),
   notifyReply: c(shoal.NotifyReply, 'NotifyReply'),
+  ecReadRequest: c(shoal.EcReadRequest, 'EcReadRequest'),
+  ecReadReply: c(shoal.EcReadReply, 'EcReadReply'),
 } as const;
 
 export function encodePgLogEntry(entry: shoal.PgLogEntry.$Properties): Buffer {
