@@ -32,6 +32,8 @@ export class ImageLock {
   #held: Buffer | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lost = false;
+  #renewing = false;
+  #renewal: Promise<void> = Promise.resolve();
 
   constructor(client: ObjectClient, pool: string, object: string, owner: string, ttlMs: number, logger: Logger) {
     this.#client = client;
@@ -78,18 +80,26 @@ export class ImageLock {
       throw error;
     }
     this.#held = next;
-    this.#timer = setInterval(() => void this.#renew(), Math.max(500, Math.floor(this.#ttlMs / 3)));
+    this.#timer = setInterval(() => {
+      if (!this.#renewing) this.#renewal = this.#renew();
+    }, Math.max(500, Math.floor(this.#ttlMs / 3)));
     this.#timer.unref();
   }
 
   async #renew(): Promise<void> {
-    if (!this.#held) return;
+    // One renewal at a time: a slow one overlapping the next would fail its compare-and-swap against our own record.
+    if (!this.#held || this.#renewing) return;
+    this.#renewing = true;
     const next = this.#record();
     try {
       await this.#client.compareAndSwap(this.#pool, this.#object, lockXattr, this.#held, [{ kind: Kind.KIND_SETXATTR, name: lockXattr, value: next }]);
       this.#held = next;
     } catch (error) {
-      if (isStorageError(error, 'PRECONDITION_FAILED')) {
+      // A resent request may have applied already: still ours if the record is ours.
+      const current = isStorageError(error, 'PRECONDITION_FAILED') ? await this.#current().catch(() => undefined) : undefined;
+      if (current && parseLock(current).owner === this.#owner) {
+        this.#held = current;
+      } else if (isStorageError(error, 'PRECONDITION_FAILED')) {
         // Someone broke our lock (they judged us dead): stop writing at once.
         this.#lost = true;
         this.#held = undefined;
@@ -98,11 +108,14 @@ export class ImageLock {
       } else {
         this.#logger.warn('lock renewal failed; retrying', { error: String(error) });
       }
+    } finally {
+      this.#renewing = false;
     }
   }
 
   async release(): Promise<void> {
     clearInterval(this.#timer);
+    await this.#renewal;
     const held = this.#held;
     this.#held = undefined;
     if (!held) return;
