@@ -11,6 +11,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   messenger: async () => (await import('./messenger.js')).run,
   s3: async () => (await import('./s3.js')).run,
   erasure: async () => (await import('./erasure.js')).run,
+  block: async () => (await import('./block.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -12,7 +12,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Packages the test suite and the front ends need. libfuse2 is what fuse-native loads; fuse3 gives the mount tools
 // (not `fuse`, which conflicts with fuse3 that nbdfuse and s3fs need). The S3 tests drive real clients: Debian's
 // awscli and boto3, s3cmd, rclone and curl.
-const debianPackages = ['libfuse2', 'fuse3', 'awscli', 'python3-boto3', 's3cmd', 'rclone', 'curl'];
+const debianPackages = ['libfuse2', 'fuse3', 'awscli', 'python3-boto3', 's3cmd', 'rclone', 'curl',
+  // NBD clients (gateway/nbd tests and benchmarks): nbdinfo, nbdcopy, nbdfuse; qemu-img, qemu-io; fio; mkfs.ext4, e2fsck
+  'libnbd-bin', 'qemu-utils', 'fio', 'e2fsprogs'];
 
 function log(message) {
   process.stderr.write(`[setup] ${message}\n`);

@@ -7,3 +7,4 @@ export * from './common/index.js';
 export * from './protocol/index.js';
 export * from './crush/index.js';
 export * from './client/index.js';
+export * from './block/index.js';

@@ -23,7 +23,7 @@ import {
 import { loadConfig } from './config.js';
 import { openS3Store } from '../../gateway/s3/main.js';
 
-export const defaultPorts = { monitor: 7400, osd: 7600, s3: 7480 } as const;
+export const defaultPorts = { monitor: 7400, osd: 7600, s3: 7480, nbd: 10809 } as const;
 
 interface UpOptions {
   dir: string;
@@ -34,6 +34,8 @@ interface UpOptions {
   pool?: boolean;
   s3Port: string;
   s3?: boolean;
+  nbdPort: string;
+  nbd?: boolean;
 }
 
 interface Child {
@@ -85,6 +87,8 @@ export function registerUpCommand(program: Command): void {
     .option('--no-pool', 'do not create the default pool "data"')
     .option('--s3-port <port>', 'port of the S3 gateway', String(defaultPorts.s3))
     .option('--no-s3', 'do not run the S3 gateway')
+    .option('--nbd-port <port>', 'port of the NBD gateway', String(defaultPorts.nbd))
+    .option('--no-nbd', 'do not run the NBD gateway')
     .action(async (options: UpOptions) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
@@ -101,6 +105,8 @@ export function registerUpCommand(program: Command): void {
       ];
       const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
+      const nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
+      if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort)], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
@@ -132,7 +138,7 @@ export function registerUpCommand(program: Command): void {
         process.stderr.write(`shoal up: ${signal}: stopping ${children.length} daemons\n`);
         monitors.close();
         // Gateways first, then OSDs (so they do not report each other to monitors that are going away), then monitors.
-        const byKind = [children.filter((c) => c.name === 's3'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
+        const byKind = [children.filter((c) => c.name === 's3' || c.name === 'nbd'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
         for (const group of byKind) {
           await Promise.all(
             group.map(
@@ -169,6 +175,11 @@ export function registerUpCommand(program: Command): void {
           start(s3);
           await waitForPort(s3Port, 30_000, () => s3.process?.exitCode !== null && s3.process?.exitCode !== undefined);
         }
+        if (nbdPort > 0) {
+          const nbd = children.find((c) => c.name === 'nbd') as Child;
+          start(nbd);
+          await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
+        }
       } catch (error) {
         await stopAll('start failed');
         throw error;
@@ -186,6 +197,7 @@ export function registerUpCommand(program: Command): void {
               `             user admin: access key ${s3Admin.accessKey}  secret key ${s3Admin.secretKey}   (also in ${join(dir, 's3-admin.json')})`,
             ]
           : []),
+        ...(nbdPort > 0 ? [`  nbd:       nbd://127.0.0.1:${nbdPort}/POOL/IMAGE   pid ${children.find((c) => c.name === 'nbd')?.process?.pid}   log ${join(dir, 'nbd.log')}`] : []),
         'Ctrl-C stops the cluster; `shoal up` again restarts it on the same data.',
       ];
       process.stdout.write(lines.join('\n') + '\n');
@@ -237,7 +249,7 @@ async function ensureS3Admin(dir: string, config: ClusterConfig): Promise<{ acce
   }
 }
 
-async function waitForPort(port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
+async function waitForPort(port: number, timeoutMs: number, exited: () => boolean, what = 'the S3 gateway', log = 's3.log'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const open = await new Promise<boolean>((resolveOpen) => {
@@ -246,8 +258,8 @@ async function waitForPort(port: number, timeoutMs: number, exited: () => boolea
       socket.once('error', () => resolveOpen(false));
     });
     if (open) return;
-    if (exited()) throw new StorageError('UNAVAILABLE', 'the S3 gateway exited at start (see s3.log)');
-    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `the S3 gateway did not listen on port ${port} within ${timeoutMs} ms (see s3.log)`);
+    if (exited()) throw new StorageError('UNAVAILABLE', `${what} exited at start (see ${log})`);
+    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `${what} did not listen on port ${port} within ${timeoutMs} ms (see ${log})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
