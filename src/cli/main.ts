@@ -12,6 +12,7 @@ import { registerUpCommand } from './up.js';
 import { registerS3Commands } from './s3.js';
 import { registerPgCommands } from './pgs.js';
 import { registerBenchCommands } from './bench.js';
+import { registerFsCommands } from './fs.js';
 import { exitStatusFor } from './exit-status.js';
 
 function buildProgram(): Command {
@@ -28,6 +29,7 @@ function buildProgram(): Command {
   registerS3Commands(program);
   registerPgCommands(program);
   registerBenchCommands(program);
+  registerFsCommands(program);
   return program;
 }
 
