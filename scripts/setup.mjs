@@ -13,6 +13,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // (not `fuse`, which conflicts with fuse3 that nbdfuse and s3fs need). The S3 tests drive real clients: Debian's
 // awscli and boto3, s3cmd, rclone and curl.
 const debianPackages = ['libfuse2', 'fuse3', 'awscli', 'python3-boto3', 's3cmd', 'rclone', 'curl'];
+// The filesystem: fuse-native is patched and built here (libfuse-dev, build-essential; see
+// scripts/patch-fuse-native.mjs); its tests drive attr, git, sqlite3 and fio.
+debianPackages.push('libfuse-dev', 'build-essential', 'attr', 'git', 'sqlite3', 'fio');
 
 function log(message) {
   process.stderr.write(`[setup] ${message}\n`);
@@ -62,4 +65,5 @@ function installNpmDependencies() {
 
 installDebianPackages();
 installNpmDependencies();
+execFileSync(process.execPath, [join(root, 'scripts', 'patch-fuse-native.mjs')], { cwd: root, stdio: 'inherit' });
 execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });

@@ -6,7 +6,7 @@ declare module 'fuse-native' {
     mkdir?: boolean;
     debug?: boolean;
     fsname?: string;
-    timeout?: number | false;
+    timeout?: number | false | { default: number; [op: string]: number | false };
     allowOther?: boolean;
     defaultPermissions?: boolean;
   }

@@ -3,8 +3,9 @@
  * loads fuse-native. Mount options chosen for correctness across mounts:
  * - attr_timeout=0, entry_timeout=0, negative_timeout=0: the kernel asks us for every lookup and stat, so a chmod,
  *   link or rename through one name (or another mount) is seen at once through any other name;
- * - hard_remove: unlinking an open file removes the name at once (no `.fuse_hidden*` file keeping `rmdir` from
- *   working); the data stays until the last close;
+ * - no hard_remove: libfuse2 then renames a file unlinked while open to `.fuse_hidden*` (the only way its handle
+ *   keeps working: libfuse2 answers ENOENT to fstat of a nameless node); the namespace hides those names from
+ *   readdir and `rmdir` removes them for good, so an unlinked open file never keeps `rmdir` from working;
  * - use_ino: st_ino is ours, so hard links show one inode number;
  * - big_writes, max_read/max_write of 128 KiB: large requests; the page cache is used for reads and dropped at
  *   each open (libfuse2's default without kernel_cache), which is close-to-open.
@@ -30,7 +31,7 @@ export interface Mount {
   unmount(): Promise<void>;
 }
 
-const safeOptions = ['hard_remove', 'use_ino', 'attr_timeout=0', 'entry_timeout=0', 'negative_timeout=0', 'big_writes', 'max_read=131072', 'max_write=131072', 'default_permissions'];
+const safeOptions = ['use_ino', 'attr_timeout=0', 'entry_timeout=0', 'negative_timeout=0', 'big_writes', 'max_read=131072', 'max_write=131072', 'default_permissions'];
 
 function checkOption(option: string): string {
   if (!/^[A-Za-z0-9_]+(=[A-Za-z0-9_.:/-]*)?$/.test(option)) throw new Error(`bad mount option ${JSON.stringify(option)}`);
@@ -38,6 +39,13 @@ function checkOption(option: string): string {
 }
 
 type Cb = (errno: number, ...results: unknown[]) => void;
+
+/** The patched fuse-native passes UTIME_OMIT as 2^48-1 ms (fuse/adapter/fuse-native.patch). */
+const utimeOmitMs = 0xffffffffffff;
+
+function timeOrOmit(ms: number): number | undefined {
+  return ms === utimeOmitMs ? undefined : ms;
+}
 
 export async function mountFileSystem(fs: FileSystem, mountPoint: string, options: MountOptions = {}): Promise<Mount> {
   const logger = options.logger;
@@ -55,6 +63,8 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
   };
   const ops = {
     getattr: (path: string, cb: Cb) => run('getattr', () => fs.getattr(path), cb, (s) => [s]),
+    fgetattr: (path: string, fd: number, cb: Cb) => run('fgetattr', () => (fd ? fs.fgetattr(fd) : fs.getattr(path)), cb, (s) => [s]),
+    flock: (_path: string, fd: number, op: number, cb: Cb) => run('flock', () => fs.flock(fd, op), cb),
     readdir: (path: string, cb: Cb) => run('readdir', () => fs.readdir(path), cb, (names) => [['.', '..', ...names]]),
     open: (path: string, flags: number, cb: Cb) => run('open', () => fs.open(path, flags), cb, (fd) => [fd]),
     create: (path: string, mode: number, cb: Cb) => run('create', () => fs.create(path, mode), cb, (fd) => [fd]),
@@ -77,7 +87,7 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
     readlink: (path: string, cb: Cb) => run('readlink', () => fs.readlink(path), cb, (t) => [t]),
     chmod: (path: string, mode: number, cb: Cb) => run('chmod', () => fs.chmod(path, mode), cb),
     chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', () => fs.chown(path, uid, gid), cb),
-    utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', () => fs.utimens(path, atime, mtime), cb),
+    utimens: (path: string, atime: number, mtime: number, cb: Cb) => run('utimens', () => fs.utimens(path, timeOrOmit(atime), timeOrOmit(mtime)), cb),
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       run('setxattr', () => fs.setxattr(path, name, Buffer.from(value), flags), cb),
     getxattr: (path: string, name: string, _position: number, cb: Cb) => run('getxattr', () => fs.getxattr(path, name), cb, (v) => [v]),
@@ -89,7 +99,8 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
     fsname,
     force: true,
     debug: options.debug ?? false,
-    timeout: options.timeoutMs ?? 15_000,
+    // A blocking flock waits as long as the holder keeps its lock; everything else is bounded.
+    timeout: { default: options.timeoutMs ?? 15_000, flock: false },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((error) => (error ? reject(error) : resolve())));
   let unmounted: Promise<void> | undefined;

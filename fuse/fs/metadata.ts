@@ -172,13 +172,14 @@ export class Metadata {
     return out;
   }
 
-  /** Whether a directory has no entries, with the attribute bytes that state was read at. */
-  async emptiness(dir: number): Promise<{ empty: boolean; inode: Inode; raw: Buffer }> {
-    const r = await this.#execute(dir, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, after: '', limit: 1 }]);
+  /** The first entries of a directory (up to `limit`), with the attribute bytes they were read at. */
+  async firstEntries(dir: number, limit: number): Promise<{ names: [string, Dentry][]; more: boolean; inode: Inode; raw: Buffer }> {
+    const r = await this.#execute(dir, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, after: '', limit }]);
     const raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());
     const inode = decodeInode(raw);
     this.#remember(dir, raw, inode);
-    return { empty: (r.reply.results[1]?.entries?.length ?? 0) === 0, inode, raw };
+    const page = r.reply.results[1];
+    return { names: (page?.entries ?? []).map((e) => [e.key ?? '', decodeDentry(Buffer.from(e.value ?? new Uint8Array()))]), more: page?.more ?? false, inode, raw };
   }
 
   /** Creates a new inode object (exclusive: an existing one is ALREADY_EXISTS). */

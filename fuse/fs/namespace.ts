@@ -26,6 +26,7 @@ import {
 } from './encoding.js';
 import { FsError } from './errors.js';
 import { defaultObjectSize, fileSizeMax, nameMaxBytes, rootIno, splitPath, superObject } from './layout.js';
+import { LockTable } from './locks.js';
 import { Metadata, isNotFound, isPreconditionFailed } from './metadata.js';
 
 const Kind = wire.ObjectOp.Kind;
@@ -145,6 +146,11 @@ export async function readSuperblock(client: ObjectClient, name: string): Promis
   }
 }
 
+/** libfuse2 renames a file unlinked while open to `.fuse_hidden<id>` until its last close: not a real entry. */
+export function isHidden(name: string): boolean {
+  return name.startsWith('.fuse_hidden');
+}
+
 function checkName(name: string): void {
   if (Buffer.byteLength(name) > nameMaxBytes) throw new FsError('ENAMETOOLONG', `name longer than ${nameMaxBytes} bytes`);
 }
@@ -162,6 +168,7 @@ export class FileSystem {
   readonly superblock: Superblock;
   readonly metadata: Metadata;
   readonly data: FileData;
+  readonly locks: LockTable;
   readonly #client: ObjectClient;
   readonly #meta: string;
   readonly #uid: number;
@@ -179,6 +186,7 @@ export class FileSystem {
     this.#meta = metaPoolName(sb.name);
     this.metadata = new Metadata(client, { pool: this.#meta, cacheTtlMs: options.cacheTtlMs ?? 500 });
     this.data = new FileData(client, sb.dataPool, sb.objectSize);
+    this.locks = new LockTable(client, this.#meta);
     this.#uid = options.uid ?? 0;
     this.#gid = options.gid ?? 0;
   }
@@ -193,6 +201,13 @@ export class FileSystem {
   /** Flushes every open file (the mount is going away). */
   async close(): Promise<void> {
     for (const file of this.#open.values()) await this.#flushFile(file).catch(() => {});
+    for (const fd of this.#handles.keys()) await this.locks.released(fd);
+    this.locks.stop();
+  }
+
+  /** flock(2) on an open file, shared with every mount through the cluster. */
+  async flock(fd: number, op: number): Promise<void> {
+    await this.locks.flock(this.#handle(fd).ino, fd, op);
   }
 
   // ---- paths ----
@@ -418,11 +433,18 @@ export class FileSystem {
     await this.#dropLink(entry.ino);
   }
 
-  /** Marks an empty directory dead (so no entry can be added to it any more), or fails ENOTEMPTY. */
+  /**
+   * Marks an empty directory dead (so no entry can be added to it any more), or fails ENOTEMPTY. Entries libfuse
+   * made for unlinked files still open (`.fuse_hidden*`) do not count: they are unlinked here for good.
+   */
   async #killDir(ino: number, path: string): Promise<void> {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const { empty, inode, raw } = await this.metadata.emptiness(ino);
-      if (!empty) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+      const { names, more, inode, raw } = await this.metadata.firstEntries(ino, 16);
+      if (more || names.some(([name]) => !isHidden(name))) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+      if (names.length > 0) {
+        for (const [name] of names) await this.unlink(`${path.replace(/\/+$/, '')}/${name}`).catch(() => {});
+        continue;
+      }
       if (inode.dead) return;
       try {
         await this.metadata.execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: 'a', value: raw }, { kind: Kind.KIND_SETXATTR, name: 'a', value: encodeInode({ ...inode, dead: true, nlink: 0, gen: inode.gen + 1 }) }]);
@@ -549,7 +571,7 @@ export class FileSystem {
     const ino = await this.resolve(path);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    return (await this.metadata.list(ino)).map(([name]) => name);
+    return (await this.metadata.list(ino)).map(([name]) => name).filter((name) => !isHidden(name));
   }
 
   // ---- open files ----
@@ -672,6 +694,7 @@ export class FileSystem {
   async release(fd: number): Promise<void> {
     const handle = this.#handle(fd);
     this.#handles.delete(fd);
+    await this.locks.released(fd);
     const file = this.#file(handle.ino);
     try {
       if (!file.unlinked) await this.#flushFile(file);

@@ -3,8 +3,9 @@
  * foreground until SIGTERM/SIGINT, then unmounts cleanly.
  */
 import { Option, type Command } from 'commander';
-import { ObjectClient, StorageError, createLogger, isLogLevel, type LogLevel } from '../index.js';
-import { FileSystem, checkFileSystem, createFileSystem } from '../../fuse/fs/index.js';
+import { readFileSync } from 'node:fs';
+import { ObjectClient, StorageError, createLogger, isLogLevel, type ClusterConfig, type LogLevel } from '../index.js';
+import { FileSystem, checkFileSystem, createFileSystem, readSuperblock } from '../../fuse/fs/index.js';
 import { mountFileSystem } from '../../fuse/adapter/mount.js';
 import { configFor } from './config.js';
 import { withObjects } from './objects.js';
@@ -76,4 +77,32 @@ export function registerFsCommands(program: Command): void {
       });
       print(`filesystem ${name} unmounted from ${path}`);
     });
+}
+
+/** For `shoal up --mount`: the filesystem "default", created on first use. */
+export async function ensureDefaultFileSystem(config: ClusterConfig): Promise<void> {
+  const client = new ObjectClient(config);
+  await client.start();
+  try {
+    await readSuperblock(client, 'default').catch(async (error: unknown) => {
+      if (!(error instanceof StorageError && error.code === 'NOT_FOUND')) throw error;
+      await createFileSystem(client, 'default');
+    });
+  } finally {
+    await client.stop();
+  }
+}
+
+function isMounted(path: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === path);
+}
+
+/** Waits until `path` is a mount point (or the mount process died). */
+export async function waitForMount(path: string, timeoutMs: number, exited: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!isMounted(path)) {
+    if (exited()) throw new StorageError('UNAVAILABLE', `the mount of ${path} exited at start (see mount.log)`);
+    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `${path} was not mounted within ${timeoutMs} ms (see mount.log)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -22,6 +22,7 @@ import {
 } from '../index.js';
 import { loadConfig } from './config.js';
 import { openS3Store } from '../../gateway/s3/main.js';
+import { ensureDefaultFileSystem, waitForMount } from './fs.js';
 
 export const defaultPorts = { monitor: 7400, osd: 7600, s3: 7480 } as const;
 
@@ -34,6 +35,7 @@ interface UpOptions {
   pool?: boolean;
   s3Port: string;
   s3?: boolean;
+  mount?: string;
 }
 
 interface Child {
@@ -85,6 +87,7 @@ export function registerUpCommand(program: Command): void {
     .option('--no-pool', 'do not create the default pool "data"')
     .option('--s3-port <port>', 'port of the S3 gateway', String(defaultPorts.s3))
     .option('--no-s3', 'do not run the S3 gateway')
+    .option('--mount <path>', 'mount the filesystem "default" (created if missing) on this directory with FUSE')
     .action(async (options: UpOptions) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
@@ -101,6 +104,8 @@ export function registerUpCommand(program: Command): void {
       ];
       const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
+      const mountPath = options.mount ? resolve(options.mount) : undefined;
+      if (mountPath) children.push({ name: 'mount', args: ['mount', 'default', mountPath, '--conf', confPath], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
@@ -132,7 +137,7 @@ export function registerUpCommand(program: Command): void {
         process.stderr.write(`shoal up: ${signal}: stopping ${children.length} daemons\n`);
         monitors.close();
         // Gateways first, then OSDs (so they do not report each other to monitors that are going away), then monitors.
-        const byKind = [children.filter((c) => c.name === 's3'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
+        const byKind = [children.filter((c) => c.name === 's3' || c.name === 'mount'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
         for (const group of byKind) {
           await Promise.all(
             group.map(
@@ -169,6 +174,12 @@ export function registerUpCommand(program: Command): void {
           start(s3);
           await waitForPort(s3Port, 30_000, () => s3.process?.exitCode !== null && s3.process?.exitCode !== undefined);
         }
+        if (mountPath) {
+          await ensureDefaultFileSystem(config);
+          const mount = children.find((c) => c.name === 'mount') as Child;
+          start(mount);
+          await waitForMount(mountPath, 30_000, () => mount.process?.exitCode !== null && mount.process?.exitCode !== undefined);
+        }
       } catch (error) {
         await stopAll('start failed');
         throw error;
@@ -186,6 +197,7 @@ export function registerUpCommand(program: Command): void {
               `             user admin: access key ${s3Admin.accessKey}  secret key ${s3Admin.secretKey}   (also in ${join(dir, 's3-admin.json')})`,
             ]
           : []),
+        ...(mountPath ? [`  mount:     filesystem default on ${mountPath}   pid ${children.find((c) => c.name === 'mount')?.process?.pid}   log ${join(dir, 'mount.log')}`] : []),
         'Ctrl-C stops the cluster; `shoal up` again restarts it on the same data.',
       ];
       process.stdout.write(lines.join('\n') + '\n');
