@@ -105,7 +105,7 @@ export function registerUpCommand(program: Command): void {
       const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
       const mountPath = options.mount ? resolve(options.mount) : undefined;
-      if (mountPath) children.push({ name: 'mount', args: ['mount', 'default', mountPath, '--conf', confPath], stopping: false });
+      if (mountPath) children.push({ name: 'mount', args: ['mount', 'default', mountPath, '--conf', confPath, '-o', 'allow_other'], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
