@@ -8,7 +8,7 @@
  */
 import { wire, type ObjectClient } from '../../src/index.js';
 import { objectKey, parseObjectKey } from './data.js';
-import { decodeDentry, decodeInode, typeOf, type Dentry, type Inode } from './encoding.js';
+import { decodeDentry, decodeInode, decodeIntent, typeOf, type Dentry, type Inode } from './encoding.js';
 import { parseDataObject, parseInodeObject, rootIno, superObject } from './layout.js';
 import { isNotFound } from './metadata.js';
 import { FileSystem, intentGraceMs, metaPoolName } from './namespace.js';
@@ -56,15 +56,20 @@ async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise
 
 export async function checkFileSystem(client: ObjectClient, name: string, options: { repair: boolean; graceMs?: number }): Promise<CheckReport> {
   const graceMs = options.graceMs ?? intentGraceMs;
-  const fs = await FileSystem.open(client, name, { cacheTtlMs: 0 });
+  const fs = await FileSystem.open(client, name, { cacheTtlMs: 0, recover: false });
   const meta = metaPoolName(name);
   const report: CheckReport = { inodes: 0, directories: 0, files: 0, dataObjects: 0, problems: [], repaired: 0, young: 0 };
   const problem = (text: string) => report.problems.push(text);
 
-  // Renames a dead mount left half done (FileSystem.open finished those older than the grace).
+  // Renames a dead mount left half done (FileSystem.open already finished them: any left belong to live mounts).
+  const live = await fs.liveClients();
   const intents = await omapAll(client, meta, superObject, 'intent.');
-  for (const [key] of intents) problem(`rename intent ${key} is pending`);
-  if (options.repair && intents.length) report.repaired += await fs.recoverIntents(0);
+  for (const [key, value] of intents) {
+    const owner = decodeIntent(value).owner;
+    if (live.has(owner)) report.young++;
+    else problem(`rename intent ${key} of ${owner || 'an unknown client'} is pending`);
+  }
+  if (options.repair && intents.length) report.repaired += await fs.recoverIntents();
 
   const inodes = new Map<number, Inode>();
   const entries = new Map<number, [string, Dentry][]>();
@@ -124,11 +129,13 @@ export async function checkFileSystem(client: ObjectClient, name: string, option
       reachable.add(entry.ino);
     }
   }
-  const strays = new Set((await omapAll(client, meta, superObject, 'stray.')).map(([k]) => Number(k.slice('stray.'.length))));
+  const strayRecords = await omapAll(client, meta, superObject, 'stray.');
+  const strays = new Set(strayRecords.map(([k]) => Number(k.slice('stray.'.length))));
+  const liveStrays = new Set(strayRecords.filter(([, v]) => live.has(v.toString())).map(([k]) => Number(k.slice('stray.'.length))));
   const now = Date.now();
   for (const [ino, inode] of inodes) {
     if (!reachable.has(ino)) {
-      if (now - inode.ctimeMs < graceMs) {
+      if (now - inode.ctimeMs < graceMs || liveStrays.has(ino)) {
         report.young++;
         continue;
       }

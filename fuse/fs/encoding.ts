@@ -56,6 +56,8 @@ export interface RenameIntent {
   /** The inode the rename replaced (0: none). */
   replaced: number;
   createdMs: number;
+  /** The client (mount) that does the rename: while it is alive, nobody else finishes it. */
+  owner: string;
 }
 
 export function typeOf(mode: number): FileType {
@@ -153,5 +155,6 @@ export function decodeIntent(bytes: Buffer): RenameIntent {
   return {
     fromDir: num(r, 'fromDir', 'intent'), fromName: str(r, 'fromName', 'intent'), toDir: num(r, 'toDir', 'intent'), toName: str(r, 'toName', 'intent'),
     ino: num(r, 'ino', 'intent'), type, replaced: num(r, 'replaced', 'intent'), createdMs: num(r, 'createdMs', 'intent'),
+    owner: typeof r.owner === 'string' ? r.owner : '',
   };
 }

@@ -37,7 +37,7 @@ const inoBatch = 256;
 const writeBufferMax = 4 * 1024 * 1024;
 const writesInflightMax = 4;
 const xattrPrefix = 'x.';
-/** A rename intent older than this is abandoned (its mount died); younger ones may still be in progress. */
+/** An unreferenced inode younger than this may be a create in progress on a live mount (check leaves it). */
 export const intentGraceMs = 10_000;
 
 export interface Stat {
@@ -57,6 +57,10 @@ export interface Stat {
 export interface FileSystemOptions {
   /** How long this mount trusts what it read (another mount's change shows within this time). */
   cacheTtlMs?: number;
+  /** Announce this mount as alive (a watch on the superblock), so others leave its unfinished work alone. */
+  live?: boolean;
+  /** Finish what dead mounts left half done (renames, unlinked open files) when opening (default true). */
+  recover?: boolean;
   /** Owner of new files (fuse-native does not pass the caller's identity). */
   uid?: number;
   gid?: number;
@@ -178,6 +182,7 @@ export class FileSystem {
   #nextFd = 1;
   #inoPool: number[] = [];
   #inoRefill: Promise<void> | undefined;
+  #liveness: { stop(): Promise<void> } | undefined;
 
   private constructor(client: ObjectClient, sb: Superblock, options: FileSystemOptions) {
     this.#client = client;
@@ -194,7 +199,11 @@ export class FileSystem {
   /** Opens filesystem `name`; finishes renames that a dead mount left half done. */
   static async open(client: ObjectClient, name: string, options: FileSystemOptions = {}): Promise<FileSystem> {
     const fs = new FileSystem(client, await readSuperblock(client, name), options);
-    await fs.recoverIntents(intentGraceMs);
+    if (options.live) fs.#liveness = await client.watch(fs.#meta, superObject, () => Buffer.from('alive'));
+    if (options.recover !== false) {
+      await fs.recoverIntents();
+      await fs.purgeStrays();
+    }
     return fs;
   }
 
@@ -203,6 +212,27 @@ export class FileSystem {
     for (const file of this.#open.values()) await this.#flushFile(file).catch(() => {});
     for (const fd of this.#handles.keys()) await this.locks.released(fd);
     this.locks.stop();
+    await this.#liveness?.stop();
+  }
+
+  /** The clients with a live mount of this filesystem (each answers a notify on the superblock). */
+  async liveClients(): Promise<Set<string>> {
+    const { acks } = await this.#client.notify(this.#meta, superObject, Buffer.from('ping'), 2000);
+    return new Set([...acks.keys()].map((watcher) => watcher.slice(0, watcher.lastIndexOf('/'))));
+  }
+
+  /** Purges inodes unlinked while open by mounts that are gone (with `all`: every stray, live mounts or not). */
+  async purgeStrays(all = false): Promise<number> {
+    const page = await this.#client.omapList(this.#meta, superObject, { prefix: 'stray.', limit: 10_000 });
+    if (page.entries.length === 0) return 0;
+    const live = all ? new Set<string>() : await this.liveClients();
+    let n = 0;
+    for (const [key, value] of page.entries) {
+      if (live.has(value.toString())) continue;
+      await this.purge(Number(key.slice('stray.'.length)));
+      n++;
+    }
+    return n;
   }
 
   /** flock(2) on an open file, shared with every mount through the cluster. */
@@ -388,7 +418,7 @@ export class FileSystem {
     const open = this.#open.get(ino);
     if (open && open.opens > 0) {
       open.unlinked = true;
-      await this.#client.omapSet(this.#meta, superObject, [[`stray.${ino}`, Buffer.from(String(now))]]);
+      await this.#client.omapSet(this.#meta, superObject, [[`stray.${ino}`, Buffer.from(this.#client.clientName)]]);
       return;
     }
     await this.purge(ino);
@@ -508,7 +538,7 @@ export class FileSystem {
         return { remove: [src.name], set: [[toName, moving]], inode: { ...d, nlink: d.nlink - replacedDir, mtimeMs: now, ctimeMs: now }, result: undefined };
       });
     } else {
-      const intent: RenameIntent = { fromDir: src.dir, fromName: src.name, toDir, toName, ino: moving.ino, type: moving.type, replaced: target?.ino ?? 0, createdMs: now };
+      const intent: RenameIntent = { fromDir: src.dir, fromName: src.name, toDir, toName, ino: moving.ino, type: moving.type, replaced: target?.ino ?? 0, createdMs: now, owner: this.#client.clientName };
       const key = `intent.${now.toString(16).padStart(12, '0')}.${randomBytes(4).toString('hex')}`;
       await this.#client.omapSet(this.#meta, superObject, [[key, encodeIntent(intent)]]);
       await this.metadata.changeDir(toDir, [toName], (d, entries) => {
@@ -541,13 +571,15 @@ export class FileSystem {
     });
   }
 
-  /** Rolls forward the cross-directory renames older than `olderThanMs` (their mount died half way). */
-  async recoverIntents(olderThanMs: number): Promise<number> {
+  /** Rolls forward the cross-directory renames whose mount died half way (with `all`: every one). */
+  async recoverIntents(all = false): Promise<number> {
     const page = await this.#client.omapList(this.#meta, superObject, { prefix: 'intent.', limit: 10_000 });
+    if (page.entries.length === 0) return 0;
+    const live = all ? new Set<string>() : await this.liveClients();
     let done = 0;
     for (const [key, value] of page.entries) {
       const intent = decodeIntent(value);
-      if (Date.now() - intent.createdMs < olderThanMs) continue;
+      if (live.has(intent.owner)) continue;
       // Whether the new entry was written decides: if it was, finish; if not, the rename never happened.
       const there = await this.metadata.lookup(intent.toDir, intent.toName).catch(() => undefined);
       if (there?.ino === intent.ino) {

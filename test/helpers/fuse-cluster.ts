@@ -20,7 +20,10 @@ export interface FuseCluster {
   /** A second, separate mount of filesystem "default" (its own process); stop it with `stop()`. */
   extraMount(path: string): Promise<Daemon>;
   output(): string;
-  stop(): Promise<void>;
+  /** kill -9 of the supervisor and every daemon (a power cut); detaches the dead mounts. */
+  killAll(): Promise<void>;
+  /** Stops everything; removes the directory unless `keep` (or the test run failed). */
+  stop(keep?: boolean): Promise<void>;
 }
 
 export function fuseAvailable(): string | undefined {
@@ -33,11 +36,12 @@ export function isMounted(path: string): boolean {
   return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === path);
 }
 
-export async function startFuseCluster(prefix: string, options: { osds?: number } = {}): Promise<FuseCluster> {
-  const dir = tempDir(prefix);
-  const { path: confPath } = await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 });
+/** Starts a new cluster, or (with `dir`) restarts the one whose files are there. */
+export async function startFuseCluster(prefix: string, options: { osds?: number; dir?: string } = {}): Promise<FuseCluster> {
+  const dir = options.dir ?? tempDir(prefix);
+  const confPath = options.dir ? join(dir, 'shoal.conf') : (await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 })).path;
   const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
+  mkdirSync(mnt, { recursive: true });
   const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', '0', '--no-s3', '--mount', mnt];
   const up: ChildProcess = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -51,7 +55,7 @@ export async function startFuseCluster(prefix: string, options: { osds?: number 
     const pid = Number(readFileSync(file, 'utf8'));
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   };
-  const stop = async () => {
+  const stop = async (keep = false) => {
     for (const d of extras) await d.stop();
     if (up.exitCode === null && up.signalCode === null) {
       up.kill('SIGTERM');
@@ -59,6 +63,7 @@ export async function startFuseCluster(prefix: string, options: { osds?: number 
     }
     // A mount whose process was killed leaves a dead FUSE mount behind: detach it.
     for (const path of [mnt, ...extras.map((d) => d.args[2] ?? '')]) if (path && isMounted(path)) spawnSync('fusermount', ['-uz', path]);
+    if (keep) return;
     if (process.exitCode === undefined || process.exitCode === 0) removeDir(dir);
     else process.stderr.write(`cluster files kept in ${dir}\n`);
   };
@@ -88,6 +93,21 @@ export async function startFuseCluster(prefix: string, options: { osds?: number 
       return d;
     },
     output: () => output,
+    killAll: async () => {
+      const pids = ['mon.a', 'osd.0', 'osd.1', 'osd.2', 'mount'].map(pidOf).filter((p): p is number => p !== undefined);
+      up.kill('SIGKILL');
+      for (const d of extras) await d.kill();
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await exited;
+      await waitFor('every daemon to die', 10_000, () => (pids.every((pid) => { try { process.kill(pid, 0); return false; } catch { return true; } }) ? true : undefined));
+      for (const path of [mnt, ...extras.map((d) => d.args[2] ?? '')]) if (path && isMounted(path)) spawnSync('fusermount', ['-uz', path]);
+    },
     stop,
   };
 }
