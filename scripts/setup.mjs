@@ -15,6 +15,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const debianPackages = ['libfuse2', 'fuse3', 'awscli', 'python3-boto3', 's3cmd', 'rclone', 'curl',
   // NBD clients (gateway/nbd tests and benchmarks): nbdinfo, nbdcopy, nbdfuse; qemu-img, qemu-io; fio; mkfs.ext4, e2fsck
   'libnbd-bin', 'qemu-utils', 'fio', 'e2fsprogs'];
+// The filesystem: fuse-native is patched and built here (libfuse-dev, build-essential; see
+// scripts/patch-fuse-native.mjs); its tests drive attr, git, sqlite3 and fio.
+debianPackages.push('libfuse-dev', 'build-essential', 'attr', 'git', 'sqlite3');
 
 function log(message) {
   process.stderr.write(`[setup] ${message}\n`);
@@ -64,4 +67,5 @@ function installNpmDependencies() {
 
 installDebianPackages();
 installNpmDependencies();
+execFileSync(process.execPath, [join(root, 'scripts', 'patch-fuse-native.mjs')], { cwd: root, stdio: 'inherit' });
 execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });

@@ -13,6 +13,7 @@ import { registerS3Commands } from './s3.js';
 import { registerPgCommands } from './pgs.js';
 import { registerBenchCommands } from './bench.js';
 import { registerImageCommands, registerNbdCommand } from './image.js';
+import { registerFsCommands } from './fs.js';
 import { exitStatusFor } from './exit-status.js';
 
 function buildProgram(): Command {
@@ -31,6 +32,7 @@ function buildProgram(): Command {
   registerBenchCommands(program);
   registerImageCommands(program);
   registerNbdCommand(program);
+  registerFsCommands(program);
   return program;
 }
 

@@ -22,6 +22,7 @@ import {
 } from '../index.js';
 import { loadConfig } from './config.js';
 import { openS3Store } from '../../gateway/s3/main.js';
+import { ensureDefaultFileSystem, waitForMount } from './fs.js';
 
 export const defaultPorts = { monitor: 7400, osd: 7600, s3: 7480, nbd: 10809 } as const;
 
@@ -36,6 +37,7 @@ interface UpOptions {
   s3?: boolean;
   nbdPort: string;
   nbd?: boolean;
+  mount?: string;
 }
 
 interface Child {
@@ -89,6 +91,7 @@ export function registerUpCommand(program: Command): void {
     .option('--no-s3', 'do not run the S3 gateway')
     .option('--nbd-port <port>', 'port of the NBD gateway', String(defaultPorts.nbd))
     .option('--no-nbd', 'do not run the NBD gateway')
+    .option('--mount <path>', 'mount the filesystem "default" (created if missing) on this directory with FUSE')
     .action(async (options: UpOptions) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
@@ -107,6 +110,8 @@ export function registerUpCommand(program: Command): void {
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
       const nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
       if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort)], stopping: false });
+      const mountPath = options.mount ? resolve(options.mount) : undefined;
+      if (mountPath) children.push({ name: 'mount', args: ['mount', 'default', mountPath, '--conf', confPath, '-o', 'allow_other'], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
@@ -138,7 +143,7 @@ export function registerUpCommand(program: Command): void {
         process.stderr.write(`shoal up: ${signal}: stopping ${children.length} daemons\n`);
         monitors.close();
         // Gateways first, then OSDs (so they do not report each other to monitors that are going away), then monitors.
-        const byKind = [children.filter((c) => c.name === 's3' || c.name === 'nbd'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
+        const byKind = [children.filter((c) => c.name === 's3' || c.name === 'nbd' || c.name === 'mount'), children.filter((c) => c.name.startsWith('osd.')), children.filter((c) => c.name.startsWith('mon.'))];
         for (const group of byKind) {
           await Promise.all(
             group.map(
@@ -180,6 +185,12 @@ export function registerUpCommand(program: Command): void {
           start(nbd);
           await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
         }
+        if (mountPath) {
+          await ensureDefaultFileSystem(config);
+          const mount = children.find((c) => c.name === 'mount') as Child;
+          start(mount);
+          await waitForMount(mountPath, 30_000, () => mount.process?.exitCode !== null && mount.process?.exitCode !== undefined);
+        }
       } catch (error) {
         await stopAll('start failed');
         throw error;
@@ -198,6 +209,7 @@ export function registerUpCommand(program: Command): void {
             ]
           : []),
         ...(nbdPort > 0 ? [`  nbd:       nbd://127.0.0.1:${nbdPort}/POOL/IMAGE   pid ${children.find((c) => c.name === 'nbd')?.process?.pid}   log ${join(dir, 'nbd.log')}`] : []),
+        ...(mountPath ? [`  mount:     filesystem default on ${mountPath}   pid ${children.find((c) => c.name === 'mount')?.process?.pid}   log ${join(dir, 'mount.log')}`] : []),
         'Ctrl-C stops the cluster; `shoal up` again restarts it on the same data.',
       ];
       process.stdout.write(lines.join('\n') + '\n');

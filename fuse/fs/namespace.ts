@@ -1,0 +1,831 @@
+/**
+ * The POSIX namespace over the object client, by path (as the FUSE adapter receives it) and by open handle; testable
+ * without a kernel. Crash safety: every change that spans objects is ordered so a crash leaves at worst an extra
+ * link count or an unreferenced inode (never an entry pointing nowhere), and a rename across directories writes an
+ * intent first that `check` (and the next mount) completes. See fuse/README.md for the consistency model.
+ */
+import { randomBytes } from 'node:crypto';
+import { StorageError, wire, type ObjectClient } from '../../src/index.js';
+import { FileData, objectKey, parseObjectKey } from './data.js';
+import {
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  decodeIntent,
+  decodeSuperblock,
+  encodeIntent,
+  encodeInode,
+  encodeSuperblock,
+  typeOf,
+  type Dentry,
+  type FileType,
+  type Inode,
+  type RenameIntent,
+  type Superblock,
+} from './encoding.js';
+import { FsError } from './errors.js';
+import { defaultObjectSize, fileSizeMax, nameMaxBytes, rootIno, splitPath, superObject } from './layout.js';
+import { LockTable } from './locks.js';
+import { Metadata, isNotFound, isPreconditionFailed } from './metadata.js';
+
+const Kind = wire.ObjectOp.Kind;
+
+export const sbXattr = 'sb';
+const nextInoXattr = 'next';
+const inoBatch = 256;
+const writeBufferMax = 4 * 1024 * 1024;
+const writesInflightMax = 4;
+const xattrPrefix = 'x.';
+/** An unreferenced inode younger than this may be a create in progress on a live mount (check leaves it). */
+export const intentGraceMs = 10_000;
+
+export interface Stat {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+  blocks: number;
+  blksize: number;
+}
+
+export interface FileSystemOptions {
+  /** How long this mount trusts what it read (another mount's change shows within this time). */
+  cacheTtlMs?: number;
+  /** Announce this mount as alive (a watch on the superblock), so others leave its unfinished work alone. */
+  live?: boolean;
+  /** Finish what dead mounts left half done (renames, unlinked open files) when opening (default true). */
+  recover?: boolean;
+  /** Owner of new files (fuse-native does not pass the caller's identity). */
+  uid?: number;
+  gid?: number;
+}
+
+export function metaPoolName(fs: string): string {
+  return `fs.${fs}.meta`;
+}
+
+export function dataPoolName(fs: string): string {
+  return `fs.${fs}.data`;
+}
+
+interface WriteBuffer {
+  offset: number;
+  parts: Buffer[];
+  length: number;
+}
+
+/** Per-inode state of the files this mount has open. */
+interface OpenFile {
+  ino: number;
+  opens: number;
+  dirty: boolean;
+  size: number;
+  mtimeMs: number;
+  newIndices: Set<number>;
+  pending: WriteBuffer | undefined;
+  inflight: Set<Promise<void>>;
+  error: unknown;
+  unlinked: boolean;
+}
+
+interface Handle {
+  ino: number;
+  flags: number;
+}
+
+async function ensurePool(client: ObjectClient, name: string, pgNum: number): Promise<void> {
+  if (client.map().pools.some((p) => p.name === name)) return;
+  await client.monitors.command({ poolCreate: { name, pgNum, application: 'fs' } }).catch((error: unknown) => {
+    if (!(error instanceof StorageError && error.code === 'ALREADY_EXISTS')) throw error;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!client.map().pools.some((p) => p.name === name)) {
+    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `pool ${name} did not appear in the map`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Creates filesystem `name`: its pools (a data pool may be given), superblock and root directory. */
+export async function createFileSystem(client: ObjectClient, name: string, options: { dataPool?: string; objectSize?: number; uid?: number; gid?: number } = {}): Promise<Superblock> {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new StorageError('INVALID_ARGUMENT', `filesystem names are 1-64 letters, digits, _ or -: ${JSON.stringify(name)}`);
+  const meta = metaPoolName(name);
+  const dataPool = options.dataPool ?? dataPoolName(name);
+  await ensurePool(client, meta, 32);
+  if (options.dataPool) client.pool(options.dataPool);
+  else await ensurePool(client, dataPool, 64);
+  const sb: Superblock = { name, dataPool, objectSize: options.objectSize ?? defaultObjectSize, createdMs: Date.now() };
+  try {
+    await client.execute(meta, superObject, [
+      { kind: Kind.KIND_CREATE },
+      { kind: Kind.KIND_SETXATTR, name: sbXattr, value: encodeSuperblock(sb) },
+      { kind: Kind.KIND_SETXATTR, name: nextInoXattr, value: Buffer.from(String(rootIno + 1)) },
+    ]);
+  } catch (error) {
+    if (error instanceof StorageError && error.code === 'ALREADY_EXISTS') throw new StorageError('ALREADY_EXISTS', `filesystem ${name} already exists`);
+    throw error;
+  }
+  const now = Date.now();
+  const root: Inode = { ino: rootIno, mode: S_IFDIR | 0o755, uid: options.uid ?? 0, gid: options.gid ?? 0, size: 0, nlink: 2, atimeMs: now, mtimeMs: now, ctimeMs: now, parent: rootIno, target: '', gen: 0, dead: false };
+  const metadata = new Metadata(client, { pool: meta, cacheTtlMs: 0 });
+  await metadata.create(root).catch((error: unknown) => {
+    if (!(error instanceof StorageError && error.code === 'ALREADY_EXISTS')) throw error;
+  });
+  return sb;
+}
+
+export async function readSuperblock(client: ObjectClient, name: string): Promise<Superblock> {
+  const meta = metaPoolName(name);
+  if (!client.map().pools.some((p) => p.name === meta)) throw new StorageError('NOT_FOUND', `filesystem ${name} does not exist (no pool ${meta}); create it with shoal fs create ${name}`);
+  try {
+    return decodeSuperblock(await client.getXattr(meta, superObject, sbXattr));
+  } catch (error) {
+    if (isNotFound(error)) throw new StorageError('NOT_FOUND', `filesystem ${name} has no superblock`);
+    throw error;
+  }
+}
+
+/** libfuse2 renames a file unlinked while open to `.fuse_hidden<id>` until its last close: not a real entry. */
+export function isHidden(name: string): boolean {
+  return name.startsWith('.fuse_hidden');
+}
+
+function checkName(name: string): void {
+  if (Buffer.byteLength(name) > nameMaxBytes) throw new FsError('ENAMETOOLONG', `name longer than ${nameMaxBytes} bytes`);
+}
+
+function parentAndName(path: string): { parent: string[]; name: string } {
+  const parts = splitPath(path);
+  const name = parts.pop();
+  if (name === undefined) throw new FsError('EINVAL', 'the root has no parent');
+  checkName(name);
+  return { parent: parts, name };
+}
+
+export class FileSystem {
+  readonly name: string;
+  readonly superblock: Superblock;
+  readonly metadata: Metadata;
+  readonly data: FileData;
+  readonly locks: LockTable;
+  readonly #client: ObjectClient;
+  readonly #meta: string;
+  readonly #uid: number;
+  readonly #gid: number;
+  readonly #open = new Map<number, OpenFile>();
+  readonly #handles = new Map<number, Handle>();
+  #nextFd = 1;
+  #inoPool: number[] = [];
+  #inoRefill: Promise<void> | undefined;
+  #liveness: { stop(): Promise<void> } | undefined;
+
+  private constructor(client: ObjectClient, sb: Superblock, options: FileSystemOptions) {
+    this.#client = client;
+    this.name = sb.name;
+    this.superblock = sb;
+    this.#meta = metaPoolName(sb.name);
+    this.metadata = new Metadata(client, { pool: this.#meta, cacheTtlMs: options.cacheTtlMs ?? 500 });
+    this.data = new FileData(client, sb.dataPool, sb.objectSize);
+    this.locks = new LockTable(client, this.#meta);
+    this.#uid = options.uid ?? 0;
+    this.#gid = options.gid ?? 0;
+  }
+
+  /** Opens filesystem `name`; finishes renames that a dead mount left half done. */
+  static async open(client: ObjectClient, name: string, options: FileSystemOptions = {}): Promise<FileSystem> {
+    const fs = new FileSystem(client, await readSuperblock(client, name), options);
+    if (options.live) fs.#liveness = await client.watch(fs.#meta, superObject, () => Buffer.from('alive'));
+    if (options.recover !== false) {
+      await fs.recoverIntents();
+      await fs.purgeStrays();
+    }
+    return fs;
+  }
+
+  /** Flushes every open file (the mount is going away). */
+  async close(): Promise<void> {
+    for (const file of this.#open.values()) await this.#flushFile(file).catch(() => {});
+    for (const fd of this.#handles.keys()) await this.locks.released(fd);
+    this.locks.stop();
+    await this.#liveness?.stop();
+  }
+
+  /** The clients with a live mount of this filesystem (each answers a notify on the superblock). */
+  async liveClients(): Promise<Set<string>> {
+    const { acks } = await this.#client.notify(this.#meta, superObject, Buffer.from('ping'), 2000);
+    return new Set([...acks.keys()].map((watcher) => watcher.slice(0, watcher.lastIndexOf('/'))));
+  }
+
+  /** Purges inodes unlinked while open by mounts that are gone (with `all`: every stray, live mounts or not). */
+  async purgeStrays(all = false): Promise<number> {
+    const page = await this.#client.omapList(this.#meta, superObject, { prefix: 'stray.', limit: 10_000 });
+    if (page.entries.length === 0) return 0;
+    const live = all ? new Set<string>() : await this.liveClients();
+    let n = 0;
+    for (const [key, value] of page.entries) {
+      if (live.has(value.toString())) continue;
+      await this.purge(Number(key.slice('stray.'.length)));
+      n++;
+    }
+    return n;
+  }
+
+  /** flock(2) on an open file, shared with every mount through the cluster. */
+  async flock(fd: number, op: number): Promise<void> {
+    await this.locks.flock(this.#handle(fd).ino, fd, op);
+  }
+
+  // ---- paths ----
+
+  async resolve(path: string): Promise<number> {
+    let ino = rootIno;
+    for (const part of splitPath(path)) {
+      checkName(part);
+      const entry = await this.metadata.lookup(ino, part);
+      if (!entry) throw new FsError('ENOENT', `${path}: no entry ${part}`);
+      ino = entry.ino;
+    }
+    return ino;
+  }
+
+  async #resolveDir(parts: string[]): Promise<number> {
+    const ino = await this.resolve('/' + parts.join('/'));
+    const inode = await this.metadata.inode(ino);
+    if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `/${parts.join('/')} is not a directory`);
+    return ino;
+  }
+
+  async #entry(path: string): Promise<{ dir: number; name: string; entry: Dentry }> {
+    const { parent, name } = parentAndName(path);
+    const dir = await this.#resolveDir(parent);
+    const entry = await this.metadata.lookup(dir, name);
+    if (!entry) throw new FsError('ENOENT', `${path} does not exist`);
+    return { dir, name, entry };
+  }
+
+  // ---- attributes ----
+
+  #toStat(inode: Inode): Stat {
+    const open = this.#open.get(inode.ino);
+    const size = open?.dirty ? open.size : inode.size;
+    const mtimeMs = open?.dirty ? open.mtimeMs : inode.mtimeMs;
+    return {
+      ino: inode.ino, mode: inode.mode, uid: inode.uid, gid: inode.gid, size, nlink: inode.nlink,
+      atime: new Date(inode.atimeMs), mtime: new Date(mtimeMs), ctime: new Date(inode.ctimeMs),
+      blocks: Math.ceil(size / 512), blksize: 128 * 1024,
+    };
+  }
+
+  async getattr(path: string): Promise<Stat> {
+    return this.#toStat(await this.metadata.inode(await this.resolve(path)));
+  }
+
+  async fgetattr(fd: number): Promise<Stat> {
+    return this.#toStat(await this.metadata.inode(this.#handle(fd).ino));
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const ino = await this.resolve(path);
+    await this.metadata.update(ino, (i) => ({ inode: { ...i, mode: (i.mode & S_IFMT) | (mode & 0o7777), ctimeMs: Date.now() } }));
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const ino = await this.resolve(path);
+    const keep = (v: number) => v === -1 || v === 0xffffffff;
+    await this.metadata.update(ino, (i) => ({ inode: { ...i, uid: keep(uid) ? i.uid : uid, gid: keep(gid) ? i.gid : gid, ctimeMs: Date.now() } }));
+  }
+
+  /** Sets times (milliseconds; undefined leaves that time alone). */
+  async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    const ino = await this.resolve(path);
+    const open = this.#open.get(ino);
+    if (open?.dirty) await this.#flushFile(open);
+    await this.metadata.update(ino, (i) => ({ inode: { ...i, atimeMs: atimeMs ?? i.atimeMs, mtimeMs: mtimeMs ?? i.mtimeMs, ctimeMs: Date.now() } }));
+  }
+
+  // ---- creating names ----
+
+  async #allocIno(): Promise<number> {
+    while (this.#inoPool.length === 0) {
+      this.#inoRefill ??= this.#refillInos().finally(() => (this.#inoRefill = undefined));
+      await this.#inoRefill;
+    }
+    return this.#inoPool.shift() as number;
+  }
+
+  async #refillInos(): Promise<void> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const current = await this.#client.getXattr(this.#meta, superObject, nextInoXattr);
+      const next = Number(current.toString());
+      if (!Number.isSafeInteger(next) || next < 2) throw new StorageError('CORRUPT_DATA', `bad inode counter ${current.toString()}`);
+      try {
+        await this.#client.compareAndSwap(this.#meta, superObject, nextInoXattr, current, [{ kind: Kind.KIND_SETXATTR, name: nextInoXattr, value: Buffer.from(String(next + inoBatch)) }]);
+        for (let i = 0; i < inoBatch; i++) this.#inoPool.push(next + i);
+        return;
+      } catch (error) {
+        if (!isPreconditionFailed(error)) throw error;
+      }
+    }
+    throw new StorageError('BUSY', 'the inode counter kept changing');
+  }
+
+  /** Creates inode then entry: a crash between leaves an unreferenced inode (which check removes), never a dangling entry. */
+  async #createNode(path: string, mode: number, target = ''): Promise<number> {
+    const { parent, name } = parentAndName(path);
+    const dir = await this.#resolveDir(parent);
+    const existing = await this.metadata.lookup(dir, name);
+    if (existing) throw new FsError('EEXIST', `${path} exists`);
+    const type = typeOf(mode);
+    const now = Date.now();
+    const ino = await this.#allocIno();
+    const inode: Inode = { ino, mode, uid: this.#uid, gid: this.#gid, size: type === 'symlink' ? Buffer.byteLength(target) : 0, nlink: type === 'dir' ? 2 : 1, atimeMs: now, mtimeMs: now, ctimeMs: now, parent: dir, target, gen: 0, dead: false };
+    await this.metadata.create(inode);
+    try {
+      await this.metadata.changeDir(dir, [name], (d, entries) => {
+        if (entries.get(name)) throw new FsError('EEXIST', `${path} exists`);
+        return { set: [[name, { ino, type }]], inode: { ...d, nlink: d.nlink + (type === 'dir' ? 1 : 0), mtimeMs: now, ctimeMs: now }, result: undefined };
+      });
+    } catch (error) {
+      await this.metadata.remove(ino).catch(() => {});
+      throw error;
+    }
+    return ino;
+  }
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    await this.#createNode(path, S_IFDIR | (mode & 0o7777));
+  }
+
+  async mknod(path: string, mode: number): Promise<void> {
+    const t = mode & S_IFMT;
+    if (t === S_IFDIR || t === S_IFLNK) throw new FsError('EINVAL', 'mknod makes files, not directories or symlinks');
+    await this.#createNode(path, t === 0 ? S_IFREG | mode : mode);
+  }
+
+  async create(path: string, mode: number, flags = 2): Promise<number> {
+    const t = mode & S_IFMT;
+    const ino = await this.#createNode(path, (t === 0 ? S_IFREG : t) | (mode & 0o7777));
+    return this.#openIno(ino, flags);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    if (Buffer.byteLength(target) > 4095) throw new FsError('ENAMETOOLONG', 'symlink target longer than 4095 bytes');
+    await this.#createNode(path, S_IFLNK | 0o777, target);
+  }
+
+  async readlink(path: string): Promise<string> {
+    const inode = await this.metadata.inode(await this.resolve(path));
+    if (typeOf(inode.mode) !== 'symlink') throw new FsError('EINVAL', `${path} is not a symlink`);
+    return inode.target;
+  }
+
+  /** A hard link: the link count goes up first, so a crash leaves a count too high (check fixes), never too low. */
+  async link(from: string, to: string): Promise<void> {
+    const ino = await this.resolve(from);
+    const inode = await this.metadata.inode(ino);
+    if (typeOf(inode.mode) === 'dir') throw new FsError('EPERM', 'hard links to directories are not allowed');
+    const { parent, name } = parentAndName(to);
+    const dir = await this.#resolveDir(parent);
+    if (await this.metadata.lookup(dir, name)) throw new FsError('EEXIST', `${to} exists`);
+    const now = Date.now();
+    await this.metadata.update(ino, (i) => {
+      if (i.nlink === 0) throw new FsError('ENOENT', `${from} was removed`);
+      return { inode: { ...i, nlink: i.nlink + 1, ctimeMs: now } };
+    });
+    try {
+      await this.metadata.changeDir(dir, [name], (d, entries) => {
+        if (entries.get(name)) throw new FsError('EEXIST', `${to} exists`);
+        return { set: [[name, { ino, type: typeOf(inode.mode) }]], inode: { ...d, mtimeMs: now, ctimeMs: now }, result: undefined };
+      });
+    } catch (error) {
+      await this.#dropLink(ino).catch(() => {});
+      throw error;
+    }
+  }
+
+  // ---- removing names ----
+
+  /** One fewer link to `ino`; at zero the inode and its data go (at the last close if this mount has it open). */
+  async #dropLink(ino: number): Promise<void> {
+    const now = Date.now();
+    const inode = await this.metadata.update(ino, (i) => ({ inode: { ...i, nlink: Math.max(0, i.nlink - 1), ctimeMs: now } }));
+    if (inode.nlink > 0) return;
+    const open = this.#open.get(ino);
+    if (open && open.opens > 0) {
+      open.unlinked = true;
+      await this.#client.omapSet(this.#meta, superObject, [[`stray.${ino}`, Buffer.from(this.#client.clientName)]]);
+      return;
+    }
+    await this.purge(ino);
+  }
+
+  /** Removes an inode with no links: its data objects, then the inode object. */
+  async purge(ino: number): Promise<void> {
+    const indices: number[] = [];
+    let after = '';
+    for (;;) {
+      let page: { entries: [string, Buffer][]; more: boolean };
+      try {
+        page = await this.#client.omapList(this.#meta, `i.${ino.toString(16)}`, { after, prefix: 'o.', limit: 4096 });
+      } catch (error) {
+        if (isNotFound(error)) break;
+        throw error;
+      }
+      for (const [key] of page.entries) {
+        const index = parseObjectKey(key);
+        if (index !== undefined) indices.push(index);
+      }
+      if (!page.more || page.entries.length === 0) break;
+      after = page.entries.at(-1)?.[0] ?? '';
+    }
+    const open = this.#open.get(ino);
+    if (open) for (const i of open.newIndices) if (!indices.includes(i)) indices.push(i);
+    await this.data.removeAll(ino, indices);
+    await this.metadata.remove(ino);
+    await this.#client.omapRemove(this.#meta, superObject, [`stray.${ino}`]).catch(() => {});
+  }
+
+  async unlink(path: string): Promise<void> {
+    const { dir, name, entry } = await this.#entry(path);
+    if (entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+    const now = Date.now();
+    await this.metadata.changeDir(dir, [name], (d, entries) => {
+      const current = entries.get(name);
+      if (!current) throw new FsError('ENOENT', `${path} does not exist`);
+      if (current.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
+      return { remove: [name], inode: { ...d, mtimeMs: now, ctimeMs: now }, result: undefined };
+    });
+    await this.#dropLink(entry.ino);
+  }
+
+  /**
+   * Marks an empty directory dead (so no entry can be added to it any more), or fails ENOTEMPTY. Entries libfuse
+   * made for unlinked files still open (`.fuse_hidden*`) do not count: they are unlinked here for good.
+   */
+  async #killDir(ino: number, path: string): Promise<void> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const { names, more, inode, raw } = await this.metadata.firstEntries(ino, 16);
+      if (more || names.some(([name]) => !isHidden(name))) throw new FsError('ENOTEMPTY', `${path} is not empty`);
+      if (names.length > 0) {
+        for (const [name] of names) await this.unlink(`${path.replace(/\/+$/, '')}/${name}`).catch(() => {});
+        continue;
+      }
+      if (inode.dead) return;
+      try {
+        await this.metadata.execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: 'a', value: raw }, { kind: Kind.KIND_SETXATTR, name: 'a', value: encodeInode({ ...inode, dead: true, nlink: 0, gen: inode.gen + 1 }) }]);
+        this.metadata.invalidate(ino);
+        return;
+      } catch (error) {
+        if (!isPreconditionFailed(error)) throw error;
+      }
+    }
+    throw new StorageError('BUSY', `${path} kept changing`);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const { dir, name, entry } = await this.#entry(path);
+    if (entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    await this.#killDir(entry.ino, path);
+    const now = Date.now();
+    await this.metadata.changeDir(dir, [name], (d, entries) => {
+      const current = entries.get(name);
+      if (!current || current.ino !== entry.ino) return { inode: d, result: undefined };
+      return { remove: [name], inode: { ...d, nlink: Math.max(2, d.nlink - 1), mtimeMs: now, ctimeMs: now }, result: undefined };
+    });
+    await this.metadata.remove(entry.ino);
+  }
+
+  // ---- rename ----
+
+  async #isAncestor(ancestor: number, of: number): Promise<boolean> {
+    let ino = of;
+    for (let depth = 0; depth < 4096; depth++) {
+      if (ino === ancestor) return true;
+      if (ino === rootIno) return false;
+      ino = (await this.metadata.inode(ino)).parent;
+    }
+    throw new FsError('ELOOP', 'directory tree too deep');
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = await this.#entry(from);
+    const { parent, name: toName } = parentAndName(to);
+    const toDir = await this.#resolveDir(parent);
+    if (src.dir === toDir && src.name === toName) return;
+    const moving = src.entry;
+    if (moving.type === 'dir' && (await this.#isAncestor(moving.ino, toDir))) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+    const target = await this.metadata.lookup(toDir, toName);
+    if (target) {
+      if (target.ino === moving.ino) return;
+      if (moving.type === 'dir' && target.type !== 'dir') throw new FsError('ENOTDIR', `${to} is not a directory`);
+      if (moving.type !== 'dir' && target.type === 'dir') throw new FsError('EISDIR', `${to} is a directory`);
+      if (target.type === 'dir') await this.#killDir(target.ino, to);
+    }
+    const now = Date.now();
+    const dirDelta = moving.type === 'dir' ? 1 : 0;
+    const replacedDir = target?.type === 'dir' ? 1 : 0;
+    if (src.dir === toDir) {
+      await this.metadata.changeDir(toDir, [src.name, toName], (d, entries) => {
+        const current = entries.get(src.name);
+        if (!current || current.ino !== moving.ino) throw new FsError('ENOENT', `${from} changed meanwhile`);
+        const there = entries.get(toName);
+        if ((there?.ino ?? 0) !== (target?.ino ?? 0)) throw new StorageError('BUSY', `${to} changed meanwhile; try again`);
+        return { remove: [src.name], set: [[toName, moving]], inode: { ...d, nlink: d.nlink - replacedDir, mtimeMs: now, ctimeMs: now }, result: undefined };
+      });
+    } else {
+      const intent: RenameIntent = { fromDir: src.dir, fromName: src.name, toDir, toName, ino: moving.ino, type: moving.type, replaced: target?.ino ?? 0, createdMs: now, owner: this.#client.clientName };
+      const key = `intent.${now.toString(16).padStart(12, '0')}.${randomBytes(4).toString('hex')}`;
+      await this.#client.omapSet(this.#meta, superObject, [[key, encodeIntent(intent)]]);
+      await this.metadata.changeDir(toDir, [toName], (d, entries) => {
+        const there = entries.get(toName);
+        if ((there?.ino ?? 0) !== (target?.ino ?? 0)) throw new StorageError('BUSY', `${to} changed meanwhile; try again`);
+        return { set: [[toName, moving]], inode: { ...d, nlink: d.nlink + dirDelta - replacedDir, mtimeMs: now, ctimeMs: now }, result: undefined };
+      }).catch(async (error: unknown) => {
+        await this.#client.omapRemove(this.#meta, superObject, [key]).catch(() => {});
+        throw error;
+      });
+      await this.#finishRename(intent, now);
+      await this.#client.omapRemove(this.#meta, superObject, [key]);
+    }
+    if (moving.type === 'dir' && src.dir !== toDir) await this.metadata.update(moving.ino, (i) => ({ inode: { ...i, parent: toDir, ctimeMs: now } }));
+    else await this.metadata.update(moving.ino, (i) => ({ inode: { ...i, ctimeMs: now } })).catch(() => {});
+    if (target) {
+      if (target.type === 'dir') await this.metadata.remove(target.ino);
+      else await this.#dropLink(target.ino);
+    }
+  }
+
+  /** The second half of a cross-directory rename: the old entry goes (idempotent, also used by recovery). */
+  async #finishRename(intent: RenameIntent, now: number): Promise<void> {
+    await this.metadata.changeDir(intent.fromDir, [intent.fromName], (d, entries) => {
+      const current = entries.get(intent.fromName);
+      if (!current || current.ino !== intent.ino) return { inode: d, result: undefined };
+      return { remove: [intent.fromName], inode: { ...d, nlink: d.nlink - (intent.type === 'dir' ? 1 : 0), mtimeMs: now, ctimeMs: now }, result: undefined };
+    }).catch((error: unknown) => {
+      if (!(error instanceof FsError && (error.errno === 'ENOENT' || error.errno === 'ENOTDIR'))) throw error;
+    });
+  }
+
+  /** Rolls forward the cross-directory renames whose mount died half way (with `all`: every one). */
+  async recoverIntents(all = false): Promise<number> {
+    const page = await this.#client.omapList(this.#meta, superObject, { prefix: 'intent.', limit: 10_000 });
+    if (page.entries.length === 0) return 0;
+    const live = all ? new Set<string>() : await this.liveClients();
+    let done = 0;
+    for (const [key, value] of page.entries) {
+      const intent = decodeIntent(value);
+      if (live.has(intent.owner)) continue;
+      // Whether the new entry was written decides: if it was, finish; if not, the rename never happened.
+      const there = await this.metadata.lookup(intent.toDir, intent.toName).catch(() => undefined);
+      if (there?.ino === intent.ino) {
+        await this.#finishRename(intent, Date.now());
+        if (intent.type === 'dir') await this.metadata.update(intent.ino, (i) => ({ inode: { ...i, parent: intent.toDir } })).catch(() => {});
+        if (intent.replaced) {
+          const replaced = await this.metadata.inode(intent.replaced, true).catch(() => undefined);
+          if (replaced && typeOf(replaced.mode) === 'dir') await this.metadata.remove(intent.replaced);
+          else if (replaced) await this.#dropLink(intent.replaced).catch(() => {});
+        }
+      }
+      await this.#client.omapRemove(this.#meta, superObject, [key]);
+      done++;
+    }
+    return done;
+  }
+
+  // ---- directories ----
+
+  async readdir(path: string): Promise<string[]> {
+    const ino = await this.resolve(path);
+    const inode = await this.metadata.inode(ino);
+    if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    return (await this.metadata.list(ino)).map(([name]) => name).filter((name) => !isHidden(name));
+  }
+
+  // ---- open files ----
+
+  #handle(fd: number): Handle {
+    const h = this.#handles.get(fd);
+    if (!h) throw new FsError('EBADF', `no open file ${fd}`);
+    return h;
+  }
+
+  async #openIno(ino: number, flags: number): Promise<number> {
+    // Close-to-open: what other mounts closed before this open is what this open sees.
+    const inode = await this.metadata.inode(ino, true);
+    let file = this.#open.get(ino);
+    if (!file) {
+      file = { ino, opens: 0, dirty: false, size: inode.size, mtimeMs: inode.mtimeMs, newIndices: new Set(), pending: undefined, inflight: new Set(), error: undefined, unlinked: false };
+      this.#open.set(ino, file);
+    }
+    file.opens++;
+    const fd = this.#nextFd++;
+    this.#handles.set(fd, { ino, flags });
+    return fd;
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const ino = await this.resolve(path);
+    const inode = await this.metadata.inode(ino);
+    if (typeOf(inode.mode) === 'dir' && (flags & 3) !== 0) throw new FsError('EISDIR', `${path} is a directory`);
+    return this.#openIno(ino, flags);
+  }
+
+  #file(ino: number): OpenFile {
+    const file = this.#open.get(ino);
+    if (!file) throw new FsError('EBADF', `inode ${ino} is not open`);
+    return file;
+  }
+
+  #startWrite(file: OpenFile): void {
+    const pending = file.pending;
+    if (!pending) return;
+    file.pending = undefined;
+    const data = pending.parts.length === 1 ? (pending.parts[0] as Buffer) : Buffer.concat(pending.parts, pending.length);
+    const p: Promise<void> = this.data
+      .write(file.ino, pending.offset, data)
+      .then((indices) => {
+        for (const i of indices) file.newIndices.add(i);
+      })
+      .catch((error: unknown) => {
+        file.error ??= error;
+      })
+      .finally(() => file.inflight.delete(p));
+    file.inflight.add(p);
+  }
+
+  async #drain(file: OpenFile): Promise<void> {
+    this.#startWrite(file);
+    while (file.inflight.size > 0) await Promise.all([...file.inflight]);
+    if (file.error) {
+      const error = file.error;
+      file.error = undefined;
+      throw error instanceof StorageError ? error : new FsError('EIO', String(error));
+    }
+  }
+
+  async write(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const file = this.#file(this.#handle(fd).ino);
+    if (file.error) await this.#drain(file);
+    if (position + length > fileSizeMax) throw new FsError('EFBIG', `files end at ${fileSizeMax} bytes`);
+    // The caller's buffer is reused as soon as we answer: keep a copy.
+    const copy = Buffer.allocUnsafe(length);
+    buffer.copy(copy, 0, 0, length);
+    const pending = file.pending;
+    if (pending && pending.offset + pending.length === position && pending.length + length <= writeBufferMax) {
+      pending.parts.push(copy);
+      pending.length += length;
+    } else {
+      this.#startWrite(file);
+      file.pending = { offset: position, parts: [copy], length };
+    }
+    if ((file.pending?.length ?? 0) >= writeBufferMax) this.#startWrite(file);
+    while (file.inflight.size >= writesInflightMax) await Promise.race([...file.inflight]);
+    file.size = Math.max(file.size, position + length);
+    file.mtimeMs = Date.now();
+    file.dirty = true;
+    return length;
+  }
+
+  async read(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const file = this.#file(this.#handle(fd).ino);
+    if (file.pending || file.inflight.size > 0) await this.#drain(file);
+    const size = file.dirty ? file.size : (await this.metadata.inode(file.ino)).size;
+    return this.data.read(file.ino, Math.max(size, file.size), position, length, buffer);
+  }
+
+  /** Writes buffered data and the new size, mtime and object list to the inode (one compare-and-swap). */
+  async #flushFile(file: OpenFile): Promise<void> {
+    await this.#drain(file);
+    if (!file.dirty) return;
+    const indices = [...file.newIndices];
+    const size = file.size;
+    const mtimeMs = file.mtimeMs;
+    await this.metadata.update(file.ino, (i) => ({
+      inode: { ...i, size: Math.max(i.size, size), mtimeMs, ctimeMs: mtimeMs },
+      ops: indices.length ? [{ kind: Kind.KIND_OMAP_SET, entries: indices.map((x) => ({ key: objectKey(x), value: Buffer.alloc(0) })) }] : [],
+    }));
+    for (const i of indices) file.newIndices.delete(i);
+    if (file.size === size && file.mtimeMs === mtimeMs) file.dirty = false;
+  }
+
+  async flush(fd: number): Promise<void> {
+    const file = this.#file(this.#handle(fd).ino);
+    if (file.unlinked) return this.#drain(file);
+    await this.#flushFile(file);
+  }
+
+  async fsync(fd: number): Promise<void> {
+    await this.flush(fd);
+  }
+
+  async release(fd: number): Promise<void> {
+    const handle = this.#handle(fd);
+    this.#handles.delete(fd);
+    await this.locks.released(fd);
+    const file = this.#file(handle.ino);
+    try {
+      if (!file.unlinked) await this.#flushFile(file);
+      else await this.#drain(file).catch(() => {});
+    } finally {
+      file.opens--;
+      if (file.opens === 0) {
+        this.#open.delete(handle.ino);
+        if (file.unlinked) await this.purge(handle.ino);
+      }
+    }
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    await this.#truncateIno(await this.resolve(path), size);
+  }
+
+  async ftruncate(fd: number, size: number): Promise<void> {
+    await this.#truncateIno(this.#handle(fd).ino, size);
+  }
+
+  async #truncateIno(ino: number, size: number): Promise<void> {
+    if (size < 0 || size > fileSizeMax) throw new FsError(size < 0 ? 'EINVAL' : 'EFBIG', `bad size ${size}`);
+    const inode = await this.metadata.inode(ino);
+    if (typeOf(inode.mode) === 'dir') throw new FsError('EISDIR', 'cannot truncate a directory');
+    const file = this.#open.get(ino);
+    if (file) await this.#flushFile(file);
+    const listed = await this.metadata.execute(ino, [{ kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
+    const indices = (listed.results[0]?.entries ?? []).map((e) => parseObjectKey(e.key ?? '')).filter((i): i is number => i !== undefined);
+    // Data first, then the size: a crash in between leaves the old size over zeros, never old bytes past a new end.
+    const removed = await this.data.truncate(ino, size, indices);
+    const now = Date.now();
+    await this.metadata.update(ino, (i) => ({
+      inode: { ...i, size, mtimeMs: now, ctimeMs: now },
+      ops: removed.length ? [{ kind: Kind.KIND_OMAP_RM, keys: removed.map(objectKey) }] : [],
+    }));
+    if (file) {
+      file.size = size;
+      file.mtimeMs = now;
+      file.dirty = false;
+    }
+  }
+
+  // ---- extended attributes ----
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    const ino = await this.resolve(path);
+    if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'xattr names are 1-255 bytes');
+    if (value.length > 64 * 1024) throw new FsError('ERANGE', 'xattr values are at most 64 KiB');
+    const key = xattrPrefix + name;
+    const exists = async () => (await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }])).results[0]?.entries?.some((e) => e.key === key) ?? false;
+    if (flags & 1 && (await exists())) throw new FsError('EEXIST', `xattr ${name} exists`);
+    if (flags & 2 && !(await exists())) throw new FsError('ENODATA', `no xattr ${name}`);
+    const now = Date.now();
+    await this.metadata.update(ino, (i) => ({ inode: { ...i, ctimeMs: now }, ops: [{ kind: Kind.KIND_SETXATTR, name: key, value }] }));
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const ino = await this.resolve(path);
+    // All of them in one read: a missing xattr must be ENODATA, not the ENOENT of a missing inode.
+    const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);
+    const found = (reply.results[0]?.entries ?? []).find((e) => e.key === xattrPrefix + name);
+    if (!found) throw new FsError('ENODATA', `no xattr ${name}`);
+    return Buffer.from(found.value ?? new Uint8Array());
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const ino = await this.resolve(path);
+    const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);
+    return (reply.results[0]?.entries ?? []).map((e) => e.key ?? '').filter((k) => k.startsWith(xattrPrefix)).map((k) => k.slice(xattrPrefix.length));
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    const ino = await this.resolve(path);
+    const names = await this.listxattr(path);
+    if (!names.includes(name)) throw new FsError('ENODATA', `no xattr ${name}`);
+    const now = Date.now();
+    await this.metadata.update(ino, (i) => ({ inode: { ...i, ctimeMs: now }, ops: [{ kind: Kind.KIND_RMXATTR, name: xattrPrefix + name }] }));
+  }
+
+  // ---- the filesystem ----
+
+  async statfs(): Promise<{ bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; favail: number; namemax: number }> {
+    const stats = await this.#client.monitors.stats();
+    const total = stats.reduce((s, x) => s + Number(x.totalBytes ?? 0), 0);
+    const avail = stats.reduce((s, x) => s + Number(x.availableBytes ?? 0), 0);
+    const size = this.#client.map().pools.find((p) => p.name === this.superblock.dataPool)?.size || 1;
+    const bsize = 4096;
+    const blocks = Math.min(0xffffffff, Math.floor(total / size / bsize));
+    const free = Math.min(blocks, Math.floor(avail / size / bsize));
+    return { bsize, frsize: bsize, blocks, bfree: free, bavail: free, files: 0xffffffff, ffree: 0xffffff00, favail: 0xffffff00, namemax: nameMaxBytes };
+  }
+
+  /** Test hook and tool: forget what this mount cached (its own changes are already in the cluster). */
+  invalidate(): void {
+    this.metadata.invalidate();
+  }
+
+  typeOfEntry(entry: Dentry): FileType {
+    return entry.type;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Issue 8 acceptance: two mounts of one filesystem in two processes (changes seen within 1 s, close-to-open data,
+ * flock shared), crashes (kill -9 of the mount during a rename-heavy workload, then of every daemon after an fsync),
+ * and the checker against crash states built directly with the namespace (no kernel needed for those).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { ObjectClient, parseClusterConfig, wire } from '../../src/index.js';
+import { FileSystem, checkFileSystem, createFileSystem, dataObject, encodeDentry, encodeIntent, encodeInode, inodeObject, metaPoolName, superObject } from '../../fuse/fs/index.js';
+import { fuseAvailable, isMounted, startFuseCluster, type FuseCluster } from '../helpers/fuse-cluster.js';
+import { waitFor } from '../helpers/processes.js';
+
+const skip = fuseAvailable();
+if (skip) process.stdout.write(`# skipping the FUSE tests: ${skip}\n`);
+
+let cluster: FuseCluster;
+let m: string;
+
+before(async () => {
+  if (skip) return;
+  cluster = await startFuseCluster('fuse-mounts');
+  m = cluster.mnt;
+});
+
+after(async () => {
+  if (cluster) await cluster.stop();
+});
+
+/** How long until `probe` holds, in ms (fails after 5 s). */
+async function msUntil(what: string, probe: () => boolean): Promise<number> {
+  const start = Date.now();
+  await waitFor(what, 5000, () => (probe() ? true : undefined), 10);
+  return Date.now() - start;
+}
+
+const exists = (p: string) => fs.existsSync(p);
+
+test('two mounts in two processes: changes within 1 s, close-to-open data, flock', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt2');
+  await cluster.extraMount(m2);
+  fs.writeFileSync(join(m, 'made-in-1'), 'one');
+  const created = await msUntil('the new file in mount 2', () => exists(join(m2, 'made-in-1')));
+  assert.equal(fs.readFileSync(join(m2, 'made-in-1'), 'utf8'), 'one');
+  fs.mkdirSync(join(m2, 'dir'));
+  fs.renameSync(join(m2, 'made-in-1'), join(m2, 'dir/renamed'));
+  const renamed = await msUntil('the rename in mount 1', () => exists(join(m, 'dir/renamed')) && !exists(join(m, 'made-in-1')));
+  fs.chmodSync(join(m, 'dir/renamed'), 0o640);
+  const chmodded = await msUntil('the chmod in mount 2', () => (fs.statSync(join(m2, 'dir/renamed')).mode & 0o777) === 0o640);
+  fs.unlinkSync(join(m, 'dir/renamed'));
+  const deleted = await msUntil('the delete in mount 2', () => !exists(join(m2, 'dir/renamed')));
+  process.stdout.write(`# seen in the other mount after: create ${created} ms, rename ${renamed} ms, chmod ${chmodded} ms, delete ${deleted} ms\n`);
+  for (const ms of [created, renamed, chmodded, deleted]) assert.ok(ms <= 1000, `a change took ${ms} ms to show in the other mount`);
+
+  // Close-to-open: what one mount wrote and closed, the other reads after its open.
+  const data = randomBytes(300_000);
+  fs.writeFileSync(join(m, 'shared'), data);
+  assert.deepEqual(fs.readFileSync(join(m2, 'shared')), data);
+  const data2 = randomBytes(1000);
+  fs.writeFileSync(join(m2, 'shared'), data2);
+  assert.deepEqual(fs.readFileSync(join(m, 'shared')), data2);
+
+  // flock held in mount 1 blocks mount 2 until released.
+  fs.writeFileSync(join(m, 'lockfile'), '');
+  const holder = spawn('flock', ['-x', join(m, 'lockfile'), '-c', 'echo locked; sleep 2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
+  assert.equal(spawnSync('flock', ['-n', '-x', join(m2, 'lockfile'), '-c', 'true']).status, 1, 'mount 2 took a lock mount 1 holds');
+  const start = Date.now();
+  assert.equal(spawnSync('flock', ['-x', join(m2, 'lockfile'), '-c', 'true'], { timeout: 20_000 }).status, 0);
+  const waited = Date.now() - start;
+  assert.ok(waited > 800, `the blocking flock in mount 2 returned after ${waited} ms, before mount 1 released`);
+  await new Promise((resolve) => holder.once('exit', resolve));
+});
+
+test('kill -9 of the mount during renames, remount: fs check is clean', { skip }, async () => {
+  fs.mkdirSync(join(m, 'ra'));
+  fs.mkdirSync(join(m, 'rb'));
+  for (let i = 0; i < 20; i++) fs.writeFileSync(join(m, 'ra', `f${i}`), `file ${i}`);
+  fs.mkdirSync(join(m, 'ra/sub'));
+  // Renames across directories (intents), within one, of a directory, and over existing targets, in a loop.
+  const script = `cd ${m}; while true; do for i in $(seq 0 19); do mv ra/f$i rb/f$i; mv rb/f$i rb/g$i; mv rb/g$i ra/f$i; done; mv ra/sub rb/sub; mv rb/sub ra/sub; done`;
+  const load = spawn('sh', ['-c', script], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 3000));
+  const pid = cluster.mountPid();
+  assert.ok(pid, 'no mount pid');
+  process.kill(pid, 'SIGKILL');
+  await waitFor('the workload to end', 20_000, () => (load.exitCode !== null || load.signalCode !== null ? true : undefined)).catch(() => load.kill('SIGKILL'));
+  spawnSync('fusermount', ['-uz', m]);
+  // Remount (finishes the dead mount's half-done renames), then the checker.
+  const m3 = join(cluster.dir, 'mnt3');
+  const again = await cluster.extraMount(m3);
+  const check = cluster.cli(['fs', 'check', 'default']);
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /clean/);
+  // Every file is in exactly one place, with its content.
+  const names = [...fs.readdirSync(join(m3, 'ra')).map((n) => `ra/${n}`), ...fs.readdirSync(join(m3, 'rb')).map((n) => `rb/${n}`)];
+  const files = names.filter((n) => !n.endsWith('/sub'));
+  assert.equal(files.length, 20, names.join(' '));
+  const contents = files.map((n) => fs.readFileSync(join(m3, n), 'utf8')).sort();
+  assert.deepEqual(contents, Array.from({ length: 20 }, (_, i) => `file ${i}`).sort());
+  assert.equal(names.filter((n) => n.endsWith('/sub')).length, 1);
+  await again.stop();
+  assert.ok(!isMounted(m3));
+});
+
+test('data written and fsynced before kill -9 of every daemon is there after restart', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt-fsync');
+  await cluster.extraMount(m2);
+  const data = randomBytes(5 * 1024 * 1024 + 77);
+  const fd = fs.openSync(join(m2, 'durable'), 'w');
+  fs.writeSync(fd, data);
+  fs.fsyncSync(fd);
+  fs.mkdirSync(join(m2, 'durable-dir'));
+  fs.writeFileSync(join(m2, 'durable-dir/small'), 'small');
+  const fd2 = fs.openSync(join(m2, 'durable-dir/small'), 'r');
+  fs.fsyncSync(fd2);
+  fs.closeSync(fd2);
+  await cluster.killAll();
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // the mount is gone (ENOTCONN): the fsync above is what counts
+  }
+  cluster = await startFuseCluster('fuse-mounts', { dir: cluster.dir });
+  assert.deepEqual(fs.readFileSync(join(m, 'durable')), data);
+  assert.equal(fs.readFileSync(join(m, 'durable-dir/small'), 'utf8'), 'small');
+  const check = cluster.cli(['fs', 'check', 'default']);
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+});
+
+test('the checker finds and repairs each crash state (namespace without a kernel)', { skip }, async () => {
+  const config = parseClusterConfig(fs.readFileSync(cluster.confPath, 'utf8'));
+  const client = new ObjectClient(config);
+  await client.start();
+  try {
+    await createFileSystem(client, 'ns');
+    const nsfs = await FileSystem.open(client, 'ns', { cacheTtlMs: 0 });
+    const meta = metaPoolName('ns');
+    await nsfs.mkdir('/a', 0o755);
+    await nsfs.mkdir('/b', 0o755);
+    const fd = await nsfs.create('/a/file', 0o644);
+    await nsfs.write(fd, Buffer.from('payload'), 7, 0);
+    await nsfs.release(fd);
+    const clean = await checkFileSystem(client, 'ns', { repair: false, graceMs: 0 });
+    assert.deepEqual(clean.problems, []);
+    const a = await nsfs.resolve('/a');
+    const b = await nsfs.resolve('/b');
+    const file = await nsfs.resolve('/a/file');
+    const old = Date.now() - 60_000;
+    // 1. A create that died after the inode, before the entry: an orphan.
+    await nsfs.metadata.create({ ino: 900_001, mode: 0o100644, uid: 0, gid: 0, size: 0, nlink: 1, atimeMs: old, mtimeMs: old, ctimeMs: old, parent: a, target: '', gen: 0, dead: false });
+    // 2. A cross-directory rename that died after the new entry, before removing the old one (with its intent).
+    const intent = { fromDir: a, fromName: 'file', toDir: b, toName: 'moved', ino: file, type: 'file' as const, replaced: 0, createdMs: old, owner: 'client.dead' };
+    await client.omapSet(meta, superObject, [['intent.0001', encodeIntent(intent)]]);
+    await client.omapSet(meta, inodeObject(b), [['moved', encodeDentry({ ino: file, type: 'file' })]]);
+    // 3. A link that died after raising the count, before the entry.
+    await nsfs.release(await nsfs.create('/other', 0o644));
+    const other = await nsfs.resolve('/other');
+    const inode = await nsfs.metadata.inode(other, true);
+    await client.execute(meta, inodeObject(other), [{ kind: wire.ObjectOp.Kind.KIND_SETXATTR, name: 'a', value: encodeInode({ ...inode, nlink: 2, gen: inode.gen + 1 }) }]);
+    // 4. A data object written by a mount that died before recording it.
+    await client.write(nsfs.superblock.dataPool, dataObject(file, 5), 0, Buffer.from('stray data'));
+    const found = await checkFileSystem(client, 'ns', { repair: false, graceMs: 0 });
+    const text = found.problems.join('\n');
+    assert.match(text, /rename intent intent\.0001 of client\.dead is pending/);
+    assert.match(text, /orphan inode 900001/);
+    assert.match(text, new RegExp(`inode ${other} has link count 2, 1 entries name it`));
+    assert.match(text, /data object .* is not in the object list/);
+    const repaired = await checkFileSystem(client, 'ns', { repair: true, graceMs: 0 });
+    assert.ok(repaired.repaired >= 4, JSON.stringify(repaired));
+    const after = await checkFileSystem(client, 'ns', { repair: false, graceMs: 0 });
+    assert.deepEqual(after.problems, []);
+    const reopened = await FileSystem.open(client, 'ns', { cacheTtlMs: 0 });
+    assert.deepEqual(await reopened.readdir('/a'), []);
+    assert.deepEqual(await reopened.readdir('/b'), ['moved']);
+    const rfd = await reopened.open('/b/moved', 0);
+    const buf = Buffer.alloc(7);
+    assert.equal(await reopened.read(rfd, buf, 7, 0), 7);
+    assert.equal(buf.toString(), 'payload');
+    await reopened.release(rfd);
+    assert.equal((await reopened.getattr('/b/moved')).nlink, 1);
+    assert.equal((await reopened.getattr('/other')).nlink, 1);
+  } finally {
+    await client.stop();
+  }
+});
