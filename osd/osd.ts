@@ -9,6 +9,8 @@
 import {
   MonitorClient,
   StorageError,
+  crc32c,
+  defaultOsdSettings,
   osdCodecs,
   placementFor,
   pgIdToString,
@@ -59,7 +61,8 @@ export interface Osd extends Startable {
 export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
   const { clock, logger, store } = deps;
   const t = config.cluster.timeouts;
-  const settings: PgSettings = { ...defaultPgSettings, ...config.pg };
+  const osdSettings = { ...defaultOsdSettings, ...config.cluster.osd };
+  const settings: PgSettings = { ...defaultPgSettings, recoveryOpsMax: osdSettings.recoveryOpsMax, recoverySleepMs: osdSettings.recoverySleepMs, ...config.pg };
   const peerPingIntervalMs = config.peerPingIntervalMs ?? Math.max(250, Math.floor(t.osdHeartbeatIntervalMs));
   const peerGraceMs = config.peerGraceMs ?? Math.max(peerPingIntervalMs * 4, Math.floor(t.osdGraceMs / 2));
   const server = new MessengerServer({ address: config.listenAddress, logger, clock });
@@ -391,6 +394,48 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     }
   }
 
+  /** When each PG this OSD leads was last scrubbed (monotonic ms); first stamps spread over the interval. */
+  const scrubStamps = new Map<string, { lightMs: number; deepMs: number }>();
+
+  /**
+   * Periodic scrubs: at most one PG per round, the one most overdue first, only clean PGs, never while the map's
+   * `noscrub` / `nodeep-scrub` flags say no. With `autoRepair` bad copies are rewritten at once.
+   */
+  async function scrubDue(): Promise<void> {
+    const flags = map?.flags ?? [];
+    const nowMs = clock.monotonicMs();
+    let due: { pg: PlacementGroup; deep: boolean; overdueMs: number } | undefined;
+    for (const pg of pgs.values()) {
+      if (pg.primary !== config.id || !pg.clean) continue;
+      let stamps = scrubStamps.get(pg.name);
+      if (!stamps) {
+        const spread = (crc32c(Buffer.from(pg.name)) % 1000) / 1000;
+        stamps = { lightMs: nowMs - spread * osdSettings.scrubIntervalMs, deepMs: nowMs - spread * osdSettings.deepScrubIntervalMs };
+        scrubStamps.set(pg.name, stamps);
+      }
+      const deepOverdue = flags.includes('nodeep-scrub') ? -1 : nowMs - stamps.deepMs - osdSettings.deepScrubIntervalMs;
+      const lightOverdue = flags.includes('noscrub') ? -1 : nowMs - stamps.lightMs - osdSettings.scrubIntervalMs;
+      const overdueMs = Math.max(deepOverdue, lightOverdue);
+      if (overdueMs >= 0 && (!due || overdueMs > due.overdueMs)) due = { pg, deep: deepOverdue >= 0, overdueMs };
+    }
+    if (!due || stopped) return;
+    const report = await due.pg.scrub(osdSettings.autoRepair, due.deep);
+    const stamps = scrubStamps.get(due.pg.name);
+    if (stamps) {
+      stamps.lightMs = clock.monotonicMs();
+      if (due.deep) stamps.deepMs = stamps.lightMs;
+    }
+    const found = report.inconsistent?.length ?? 0;
+    if (found > 0) {
+      logger.warn(osdSettings.autoRepair ? 'periodic scrub repaired bad copies' : 'periodic scrub found bad copies (shoal pg repair to fix)', {
+        pg: due.pg.name,
+        deep: due.deep,
+        objects: (report.inconsistent ?? []).map((i) => i.object).join(','),
+        repaired: report.repaired ?? 0,
+      });
+    }
+  }
+
   function every(ms: number, fn: () => void): void {
     const tick = () => {
       if (stopped) return;
@@ -453,6 +498,12 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
           .catch(() => {});
       });
       every(peerPingIntervalMs, pingPeers);
+      let scrubbing: Promise<void> | undefined;
+      every(Math.min(60_000, Math.max(200, Math.floor(Math.min(osdSettings.scrubIntervalMs, osdSettings.deepScrubIntervalMs) / 20))), () => {
+        scrubbing ??= scrubDue()
+          .catch((error: unknown) => logger.info('periodic scrub failed; will retry', { error: String(error) }))
+          .finally(() => (scrubbing = undefined));
+      });
       let strayCheck: Promise<void> | undefined;
       every(Math.max(1000, t.osdHeartbeatIntervalMs * 3), () => {
         strayCheck ??= removeCleanStrays().finally(() => (strayCheck = undefined));

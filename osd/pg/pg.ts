@@ -181,6 +181,8 @@ export class PlacementGroup {
   /** Primary, while active: members being backfilled; objects after `cursor` get log-only rep ops. */
   #backfill = new Map<number, { cursor: string; all: boolean; dirty: Set<string>; remaining: number }>();
   #degradedObjects = 0;
+  /** Bad copies the last scrub found and did not repair (the PG shows +inconsistent). */
+  #inconsistentObjects = 0;
   #recovered = 0;
   #recoveryRate = { count: 0, sinceMs: 0, perSec: 0 };
   /** Objects and logical bytes, counted on activation and kept up to date by the primary's writes. */
@@ -263,14 +265,20 @@ export class PlacementGroup {
   /** The state as `shoal pg ls` shows it: active+recovering / active+backfilling while members catch up. */
   get reportedState(): string {
     if (this.#state !== 'active') return this.#state;
-    if (this.#backfill.size > 0) return 'active+backfilling';
-    if ([...this.#missing.values()].some((names) => names.size > 0)) return 'active+recovering';
-    return 'active';
+    const inconsistent = this.#inconsistentObjects > 0 ? '+inconsistent' : '';
+    if (this.#backfill.size > 0) return 'active+backfilling' + inconsistent;
+    if (this.recovering) return 'active+recovering' + inconsistent;
+    return 'active' + inconsistent;
+  }
+
+  /** Members still lack objects (recovery or backfill under way). */
+  get recovering(): boolean {
+    return this.#backfill.size > 0 || [...this.#missing.values()].some((names) => names.size > 0);
   }
 
   /** Active with every member of a full-size acting set complete: copies held elsewhere are no longer needed. */
   get clean(): boolean {
-    return this.reportedState === 'active' && this.#acting.filter((o) => o >= 0).length === (this.#pool?.size ?? 0);
+    return this.#state === 'active' && !this.recovering && this.#acting.filter((o) => o >= 0).length === (this.#pool?.size ?? 0);
   }
 
   /** Object copies recovered in this interval, and lately per second. */
@@ -721,7 +729,14 @@ export class PlacementGroup {
   async scrub(repair: boolean, deep = true): Promise<wire.PgScrubReply.$Properties> {
     await this.#whenActive();
     await this.#waitIdle();
-    if (this.#ec && deep) return this.#ecDeepScrub(this.#ec, repair);
+    const report = this.#ec && deep ? await this.#ecDeepScrub(this.#ec, repair) : await this.#compareMembers(repair, deep);
+    const left = (report.inconsistent?.length ?? 0) - (repair ? (report.repaired ?? 0) : 0);
+    // A light scrub cannot see what a deep one finds, so it never clears a deep scrub's finding.
+    if (deep || left > 0) this.#inconsistentObjects = left;
+    return report;
+  }
+
+  async #compareMembers(repair: boolean, deep: boolean): Promise<wire.PgScrubReply.$Properties> {
     const members = this.#acting.filter((o) => o >= 0);
     const views = new Map<number, Map<string, string>>(); // osd -> object -> "version size crc" or "!error"
     for (const osd of members) {

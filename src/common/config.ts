@@ -36,11 +36,52 @@ export interface MonitorSettings {
   incrementalsKept: number;
 }
 
+/** The `osd` section: recovery throttling and scrub scheduling, the same for every OSD of the cluster. */
+export interface OsdSettings {
+  /** Recovery and backfill ops in flight per OSD (client ops are never held back by it). */
+  recoveryOpsMax: number;
+  /** Pause after each recovery op (0: none), so client I/O comes first. */
+  recoverySleepMs: number;
+  /** Each PG is light-scrubbed (object lists and versions across members) this often. */
+  scrubIntervalMs: number;
+  /** Each PG is deep-scrubbed (every copy re-read and compared) this often. */
+  deepScrubIntervalMs: number;
+  /** Rewrite bad copies found by periodic scrubs from good ones (otherwise the PG shows +inconsistent). */
+  autoRepair: boolean;
+}
+
+export const defaultOsdSettings: OsdSettings = {
+  recoveryOpsMax: 2,
+  recoverySleepMs: 0,
+  scrubIntervalMs: 24 * 3600_000,
+  deepScrubIntervalMs: 7 * 24 * 3600_000,
+  autoRepair: false,
+};
+
 export interface ClusterConfig {
   fsid: string;
   monitors: MonitorAddress[];
   timeouts: Timeouts;
   monitor: MonitorSettings;
+  /** Absent: the defaults. */
+  osd?: OsdSettings;
+}
+
+function parseOsdSettings(raw: unknown): OsdSettings {
+  if (!isObject(raw)) throw new StorageError('INVALID_ARGUMENT', 'config osd must be an object');
+  checkKeys('osd', raw, Object.keys(defaultOsdSettings));
+  const out: OsdSettings = { ...defaultOsdSettings };
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'autoRepair') {
+      if (typeof value !== 'boolean') throw new StorageError('INVALID_ARGUMENT', `config osd.autoRepair must be true or false, got ${JSON.stringify(value)}`);
+      out.autoRepair = value;
+    } else if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || (key === 'recoveryOpsMax' && value === 0)) {
+      throw new StorageError('INVALID_ARGUMENT', `config osd.${key} must be a ${key === 'recoveryOpsMax' ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(value)}`);
+    } else {
+      (out as unknown as Record<string, number>)[key] = value;
+    }
+  }
+  return out;
 }
 
 export const defaultTimeouts: Timeouts = {
@@ -128,7 +169,7 @@ export function parseClusterConfig(text: string, source = 'shoal.conf'): Cluster
     throw new StorageError('INVALID_ARGUMENT', `${source}: timeouts.electionTicks must exceed timeouts.heartbeatTicks`);
   }
   const monitor = numbers('monitor', raw['monitor'], defaultMonitorSettings);
-  return { fsid, monitors, timeouts, monitor };
+  return { fsid, monitors, timeouts, monitor, ...(raw['osd'] !== undefined ? { osd: parseOsdSettings(raw['osd']) } : {}) };
 }
 
 export function clusterConfigToText(config: ClusterConfig): string {
