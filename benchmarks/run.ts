@@ -12,6 +12,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   s3: async () => (await import('./s3.js')).run,
   erasure: async () => (await import('./erasure.js')).run,
   block: async () => (await import('./block.js')).run,
+  recovery: async () => (await import('./recovery.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

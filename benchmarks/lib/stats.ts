@@ -15,8 +15,8 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-/** Runs `op(i)` with `inFlight` concurrent workers until `count` ops or `seconds` elapsed, whichever comes first. */
-export async function closedLoop(inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>): Promise<LoadResult> {
+/** Runs `op(i)` with `inFlight` concurrent workers until `count` ops, `seconds` elapsed or `until()`, whichever comes first. */
+export async function closedLoop(inFlight: number, limits: { count?: number; seconds?: number; until?: () => boolean }, op: (i: number) => Promise<number>): Promise<LoadResult> {
   const latenciesMs: number[] = [];
   let next = 0;
   let bytes = 0;
@@ -24,7 +24,7 @@ export async function closedLoop(inFlight: number, limits: { count?: number; sec
   const started = performance.now();
   const deadline = started + (limits.seconds ?? 3600) * 1000;
   const worker = async () => {
-    while (performance.now() < deadline && (limits.count === undefined || next < limits.count)) {
+    while (performance.now() < deadline && (limits.count === undefined || next < limits.count) && !limits.until?.()) {
       const i = next++;
       const t0 = performance.now();
       try {
