@@ -42,7 +42,7 @@ export async function startFuseCluster(prefix: string, options: { osds?: number;
   const confPath = options.dir ? join(dir, 'shoal.conf') : (await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 })).path;
   const mnt = join(dir, 'mnt');
   mkdirSync(mnt, { recursive: true });
-  const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', '0', '--no-s3', '--mount', mnt];
+  const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', '0', '--no-s3', '--no-nbd', '--mount', mnt];
   const up: ChildProcess = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   up.stdout?.on('data', (d: Buffer) => (output += d.toString()));

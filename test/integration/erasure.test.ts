@@ -79,7 +79,7 @@ async function waitActiveClean(what: string): Promise<void> {
 before(async () => {
   dir = tempDir('erasure');
   ({ path: confPath, config } = await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 }));
-  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', String(osdCount), '--osd-port', '0', '--no-s3', '--no-pool'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', String(osdCount), '--osd-port', '0', '--no-s3', '--no-nbd', '--no-pool'], { stdio: ['ignore', 'pipe', 'pipe'] });
   up = child;
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
