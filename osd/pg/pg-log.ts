@@ -1,5 +1,5 @@
 /**
- * A placement group's log: the most recent changes in version order, bounded to `entriesMax`. It serves duplicate
+ * A placement group's log: the most recent changes in version order, bounded to `entriesMax` (plus one trim batch). It serves duplicate
  * detection (a resent request is recognised by its request id and answered without applying it again) and log-based
  * recovery (what a member that is behind lacks is what the log holds after its last version). Pure: persisting
  * entries is the caller's job (they travel in the same store transaction as the change they describe).
@@ -94,9 +94,13 @@ export class PgLog {
     return over > 0 ? this.#entries.slice(0, over) : [];
   }
 
+  /**
+   * Trims in batches (a sixteenth of the bound at a time), so the deletions and the new tail, which must be written
+   * with them, cost one store write per batch rather than one per change.
+   */
   #trim(): LogEntry[] {
     const over = this.#entries.length - this.entriesMax;
-    if (over <= 0) return [];
+    if (over < Math.max(1, Math.floor(this.entriesMax / 16))) return [];
     const trimmed = this.#entries.splice(0, over);
     this.#tail = trimmed.at(-1)?.version ?? this.#tail;
     for (const e of trimmed) {

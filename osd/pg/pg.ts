@@ -461,10 +461,11 @@ export class PlacementGroup {
     return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted, incomplete: this.#incomplete };
   }
 
-  /** Adds the log entry (and trimming) and the PG info to `tx`; appends to the in-memory log. */
+  /** Adds the log entry (and, when the log is trimmed, the deletions and the PG info) to `tx`; appends to the in-memory log. */
   #logInTransaction(tx: Transaction, entry: LogEntry): void {
     const trimmed = this.#log.append(entry);
-    tx.pgMetaSet(this.name, [[logKey(entry.version), encodePgLogEntry(entryToWire(entry))], [infoKey, encodePgInfo(this.#info())]]);
+    // The head is the newest entry on disk; the stored info changes only with the tail, when the log is trimmed.
+    tx.pgMetaSet(this.name, trimmed.length > 0 ? [[logKey(entry.version), encodePgLogEntry(entryToWire(entry))], [infoKey, encodePgInfo(this.#info())]] : [[logKey(entry.version), encodePgLogEntry(entryToWire(entry))]]);
     if (trimmed.length > 0) tx.pgMetaRemove(this.name, trimmed.map((e) => logKey(e.version)));
   }
 
