@@ -258,6 +258,13 @@ export class PlacementGroup {
     });
   }
 
+  /** EC hook: the primary asks this member to undo its shard of a change fewer than k members hold. */
+  async ecRollback(request: wire.EcRollbackRequest.$Properties): Promise<void> {
+    this.#checkSender(request.from);
+    if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
+    await this.#ec.applyRollback(request.object ?? '', versionFromWire(request.version));
+  }
+
   /** EC hook: serves a member's `ec-read` (its shard of one object). */
   async ecRead(request: wire.EcReadRequest.$Properties): Promise<{ header: wire.EcReadReply.$Properties; payload: Buffer }> {
     if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
@@ -363,7 +370,9 @@ export class PlacementGroup {
       const reqid = request.reqid?.client ? { client: request.reqid.client, tid: Number(request.reqid.tid ?? 0) } : null;
       if (writes && reqid) {
         const dup = this.#log.findDup(reqid);
-        if (dup) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
+        // EC hook: a change that peering undid (fewer than k members had it) is not a duplicate: apply it again.
+        const undone = dup !== undefined && this.#ec !== undefined && (await this.#ecUndone(name, dup));
+        if (dup && !undone) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
       }
       const ec = this.#ec;
       const outcome = await (ec ? ec.evaluate(oid, ops) : evaluateOps(this.#ctx.store, oid, ops)).catch(async (error: unknown) => {
@@ -417,8 +426,11 @@ export class PlacementGroup {
     const plan = own
       ? { ...buildWriteTransaction(tx, oid, own.ops, own.payload, version, existedBefore), sizeAfter: ecPlan?.sizeAfter ?? 0 }
       : buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
-    if (ecPlan?.existsAfter) EcBackend.setShardMeta(tx, oid, ecPlan.sizeAfter, this.#acting.indexOf(this.#ctx.osdId));
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
+    if (ecPlan && own) {
+      const change = { existsAfter: ecPlan.existsAfter, sizeAfter: ecPlan.sizeAfter, index: this.#acting.indexOf(this.#ctx.osdId), version, priorVersion };
+      EcBackend.shardMeta(tx, oid, change, own.rollback, own.payload);
+    }
     this.#logInTransaction(tx, entry);
     const repOp = (fields: Partial<wire.RepOpRequest.$Properties>): Uint8Array =>
       osdCodecs.repOpRequest.encode({
@@ -442,7 +454,8 @@ export class PlacementGroup {
         if (!ecPlan) return this.#ctx.peers.call(o, 'rep-op', header, payload);
         // EC hook: member `position` gets shard `position` of the change.
         const shard = ecPlan.shard(position);
-        return this.#ctx.peers.call(o, 'rep-op', repOp({ ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position }), shard.payload);
+        const fields = { ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position, ...(shard.rollback ? { ecRollback: shard.rollback } : {}) };
+        return this.#ctx.peers.call(o, 'rep-op', repOp(fields), shard.payload);
       });
     try {
       const settled = await Promise.allSettled([local, ...remote]);
@@ -493,7 +506,10 @@ export class PlacementGroup {
     const tx = new Transaction();
     const applied = buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
     // EC hook: a shard keeps the object's logical size beside it.
-    if (request.ec && applied.existsAfter) EcBackend.setShardMeta(tx, oid, Number(request.ecSize ?? 0), Number(request.ecShard ?? 0));
+    if (request.ec) {
+      const change = { existsAfter: applied.existsAfter, sizeAfter: Number(request.ecSize ?? 0), index: Number(request.ecShard ?? 0), version: entry.version, priorVersion: entry.priorVersion };
+      EcBackend.shardMeta(tx, oid, change, request.ecRollback, payload);
+    }
     this.#logInTransaction(tx, entry);
     return this.#ctx.store.apply(tx);
   }
@@ -699,6 +715,44 @@ export class PlacementGroup {
     this.#ecShardOnDisk = position;
   }
 
+  /** EC hook: whether change `version` of `name` was undone (the object is older and nothing newer touched it). */
+  async #ecUndone(name: string, version: Eversion): Promise<boolean> {
+    if (this.#log.entries.some((e) => e.object === name && compareVersions(e.version, version) > 0)) return false;
+    const oid = this.#oid(name);
+    const current = (await this.#ctx.store.exists(oid)) ? decodeVersionBytes(await this.#ctx.store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
+    const entry = this.#log.entries.find((e) => compareVersions(e.version, version) === 0);
+    return entry?.op === 'modify' && compareVersions(current, version) < 0;
+  }
+
+  /**
+   * EC hook: before recovery, the objects of changes that not every member has are made decodable: a change fewer
+   * than k members hold is undone on those that hold it (it was never acknowledged; the client's resend applies it
+   * again).
+   */
+  async #ecReconcile(ec: EcBackend, infos: Map<number, { lastUpdate: Eversion; log: LogEntry[] }>, generation: number): Promise<void> {
+    const heads = [...infos.values()].map((i) => i.lastUpdate).sort(compareVersions);
+    const oldest = heads[0] ?? { epoch: 0, seq: 0 };
+    const names = new Set<string>();
+    for (const info of infos.values()) for (const e of info.log) if (compareVersions(e.version, oldest) > 0) names.add(e.object);
+    for (const name of [...names].sort()) {
+      if (!this.#current(generation)) return;
+      const ok = await ec
+        .reconcile(name, async (osd, version) => {
+          const request = { from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, version };
+          if (osd === this.#ctx.osdId) await ec.applyRollback(name, version);
+          else await this.#ctx.peers.call(osd, 'ec-rollback', osdCodecs.ecRollbackRequest.encode(request));
+        })
+        .catch((error: unknown) => {
+          // A member that cannot be asked: peer again later. Anything else (an undo record missing) concerns this
+          // one object only and must not keep the PG from serving the others.
+          if (error instanceof StorageError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT')) throw error;
+          this.#ctx.logger.error('could not reconcile an object', { pg: this.name, object: name, error: String(error) });
+          return true;
+        });
+      if (!ok) this.#ctx.logger.error('object has no version on k members; it cannot be read', { pg: this.name, object: name });
+    }
+  }
+
   /** EC hook: every object this OSD or `osd` has (a member in a new position needs all of them rebuilt). */
   async #ecAllNames(osd: number, generation: number): Promise<string[]> {
     const names = new Set<string>();
@@ -765,6 +819,8 @@ export class PlacementGroup {
         if (compareVersions(info.lastUpdate, (infos.get(authority) as { lastUpdate: Eversion }).lastUpdate) > 0) authority = osd;
       }
       const authorityInfo = infos.get(authority) as { lastUpdate: Eversion; tail: Eversion; log: LogEntry[] };
+      if (this.#ec) await this.#ecReconcile(this.#ec, infos, generation);
+      if (!this.#current(generation)) return;
       if (authority !== this.#ctx.osdId) {
         await this.#recoverSelfFrom(authority, authorityInfo, generation);
         if (!this.#current(generation)) return;
