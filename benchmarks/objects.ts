@@ -4,34 +4,18 @@
  * its limit on this machine: sequential write bandwidth of a plain file on the same disk divided by 3 (every byte is
  * written three times), measured in the same run.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ObjectClient, clusterConfigToText, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
-import { writeFileSync } from 'node:fs';
+import { ObjectClient } from '../src/index.js';
 import { closedLoop, describe, plainFileWriteMBps } from './lib/stats.js';
-import { freePortPair } from './lib/ports.js';
+import { startBenchCluster } from './lib/cluster.js';
 
 const inFlight = 16;
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 
 export async function run(): Promise<void> {
-  const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-objects-'));
-  const [monPort, osdPort] = await freePortPair();
-  const conf = join(dir, 'shoal.conf');
-  writeFileSync(conf, clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000001', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
-  const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-pool', '--no-s3'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  up.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const cluster = await startBenchCluster('objects', 3);
+  const { dir, config } = cluster;
   try {
-    for (let waited = 0; !output.includes('is up'); waited += 100) {
-      if (waited > 60_000 || up.exitCode !== null) throw new Error(`shoal up did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const config = parseClusterConfig(readFileSync(conf, 'utf8'));
     const client = new ObjectClient(config);
     await client.start();
     await client.monitors.command({ poolCreate: { name: 'bench', size: 3, pgNum: 64 } });
@@ -67,8 +51,6 @@ export async function run(): Promise<void> {
     console.log(`4 KiB writes: ${(w4k.ops / w4k.seconds).toFixed(0)} ops/s = ${(w4k.ops / w4k.seconds / cephRados4k).toFixed(2)}x Ceph's rados bench -b 4096 -t 16 (${cephRados4k} ops/s, ../shared/anchors/ceph/RESULTS.md, same machine; goal >= 2x)`);
     console.log('command: npm run bench -- objects   (SHOAL_BENCH_SECONDS sets the phase length)');
   } finally {
-    up.kill('SIGTERM');
-    await new Promise((r) => up.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await cluster.stop();
   }
 }

@@ -302,6 +302,13 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       await pg.ecRollback(req);
       return {};
     },
+    async 'ec-commit'(request) {
+      const req = decode(osdCodecs.ecCommitRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
+      const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
+      await pg.ecCommit(req);
+      return {};
+    },
     async ping(request) {
       const req = decode(osdCodecs.ping, request.header);
       return { header: osdCodecs.ping.encode({ from: config.id, epoch: map?.epoch ?? 0, sentMs: Number(req.sentMs ?? 0) }) };

@@ -561,8 +561,14 @@ export class EcBackend {
     tx.pgMetaSet(oid.pg, [[rollbackKey(oid.name), encodeEcRollback({ ...rollback, version: change.version, priorVersion: change.priorVersion }, old)]]);
   }
 
-  /** Undoes this member's shard of change `version` of `name` (its undo record must be for exactly that change). */
-  async applyRollback(name: string, version: Eversion): Promise<void> {
+  /**
+   * Undoes this member's shard of change `version` of `name` (its undo record must be for exactly that change). A
+   * change at or below `committed` reached every member and may have been acknowledged: it is never undone.
+   */
+  async applyRollback(name: string, version: Eversion, committed: Eversion): Promise<void> {
+    if (compareVersions(version, committed) <= 0) {
+      throw new StorageError('PRECONDITION_FAILED', `${this.#view.name}/${name}: change ${versionToString(version)} is committed (up to ${versionToString(committed)}); it is not undone`);
+    }
     const store = this.#view.store;
     const oid = this.#oid(name);
     const bytes = await store.pgMetaGet(this.#view.name, rollbackKey(name));
@@ -589,9 +595,10 @@ export class EcBackend {
   /**
    * After a failure, makes one object decodable again: the newest version that k members hold is kept; members
    * holding a newer change (which fewer than k got, so it cannot be decoded) undo it. Members that are behind are
-   * then rebuilt by recovery. Returns false when no version of the object is on k members.
+   * then rebuilt by recovery. A committed change (one every member had) is never undone. Returns false when the
+   * newest version cannot be decoded and may not be undone.
    */
-  async reconcile(name: string, rollback: (osd: number, version: Eversion) => Promise<void>): Promise<boolean> {
+  async reconcile(name: string, committed: Eversion, rollback: (osd: number, version: Eversion) => Promise<void>): Promise<boolean> {
     const n = this.k + this.m;
     // Each round undoes the newest change if it is not decodable; a member holds one undo record per object, so a
     // few rounds at most (each change in flight at the failure is one round).
@@ -603,6 +610,8 @@ export class EcBackend {
       for (const h of present) indexes.set(versionToString(h.version), (indexes.get(versionToString(h.version)) ?? new Set<number>()).add(h.index));
       const newest = present.map((h) => h.version).sort((a, b) => compareVersions(b, a))[0] as Eversion;
       if ((indexes.get(versionToString(newest))?.size ?? 0) >= this.k) return true;
+      // Committed: on every member once, so its other shards sit on members that are down now; wait for them.
+      if (compareVersions(newest, committed) <= 0) return false;
       const holders = present.filter((h) => compareVersions(h.version, newest) === 0);
       for (const h of holders) await rollback(this.#view.acting()[h.position] ?? -1, h.version);
     }

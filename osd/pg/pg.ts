@@ -16,6 +16,7 @@ import {
   decodePgInfo,
   decodePgLogEntry,
   decodeVersionBytes,
+  encodeVersionBytes,
   encodePgInfo,
   encodePgLogEntry,
   osdCodecs,
@@ -85,6 +86,8 @@ export interface PgContext {
 const infoKey = 'info';
 /** EC hook: the shard index (acting position) this member last activated with, so a moved member is rebuilt whole. */
 const ecShardKey = 'ec-shard';
+/** EC hook: every change up to this version is on every member (so never undone); 16 version bytes. */
+const ecCommittedKey = 'ec-committed';
 
 export function pgName(pool: number, seed: number): string {
   return `${pool}.${seed.toString(16)}`;
@@ -125,6 +128,9 @@ export class PlacementGroup {
   #ec: EcBackend | undefined;
   /** EC hook: the shard index this member last activated with (-1: none). */
   #ecShardOnDisk = -1;
+  /** EC hook: every change up to this is on every member; on the primary, versions of EC writes in flight. */
+  #ecCommitted: Eversion = { epoch: 0, seq: 0 };
+  #ecWritesInFlight: Eversion[] = [];
 
   private constructor(ctx: PgContext, poolId: number, seed: number, log: PgLog, lastEpochStarted: number) {
     this.#ctx = ctx;
@@ -141,6 +147,7 @@ export class PlacementGroup {
     const pg = new PlacementGroup(ctx, poolId, seed, log, lastEpochStarted);
     const ecShard = await ctx.store.pgMetaGet(pg.name, ecShardKey);
     if (ecShard) pg.#ecShardOnDisk = Number(ecShard.toString());
+    pg.#ecCommitted = decodeVersionBytes(await ctx.store.pgMetaGet(pg.name, ecCommittedKey));
     return pg;
   }
 
@@ -262,7 +269,37 @@ export class PlacementGroup {
   async ecRollback(request: wire.EcRollbackRequest.$Properties): Promise<void> {
     this.#checkSender(request.from);
     if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
-    await this.#ec.applyRollback(request.object ?? '', versionFromWire(request.version));
+    await this.#ec.applyRollback(request.object ?? '', versionFromWire(request.version), this.#ecCommitted);
+  }
+
+  /**
+   * EC hook (primary): an EC write settled. Once every member has every change up to `version` (nothing older still
+   * in flight), those changes are committed: members are told (on the next rep-op, or at once when writes pause) and
+   * never undo them.
+   */
+  #ecSettled(version: Eversion, everywhere: boolean): void {
+    this.#ecWritesInFlight = this.#ecWritesInFlight.filter((v) => compareVersions(v, version) !== 0);
+    if (!everywhere || this.#ecWritesInFlight.some((v) => compareVersions(v, version) < 0)) return;
+    if (compareVersions(version, this.#ecCommitted) <= 0) return;
+    this.#ecCommitted = version;
+    if (this.#ecWritesInFlight.length > 0) return;
+    const committed = version;
+    const request = osdCodecs.ecCommitRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, committed });
+    void this.#ecPersistCommitted(committed).catch(() => {});
+    for (const osd of this.#acting) if (osd >= 0 && osd !== this.#ctx.osdId) void this.#ctx.peers.call(osd, 'ec-commit', request).catch(() => {});
+  }
+
+  async #ecPersistCommitted(committed: Eversion): Promise<void> {
+    await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[ecCommittedKey, encodeVersionBytes(committed)]]));
+  }
+
+  /** EC hook (member): the primary says every change up to `committed` is on every member. */
+  async ecCommit(request: wire.EcCommitRequest.$Properties): Promise<void> {
+    this.#checkSender(request.from);
+    const committed = versionFromWire(request.committed);
+    if (compareVersions(committed, this.#ecCommitted) <= 0) return;
+    this.#ecCommitted = committed;
+    await this.#ecPersistCommitted(committed);
   }
 
   /** EC hook: serves a member's `ec-read` (its shard of one object). */
@@ -444,6 +481,7 @@ export class PlacementGroup {
         ...fields,
       });
     const header = ecPlan ? new Uint8Array() : repOp({});
+    if (ecPlan) this.#ecWritesInFlight.push(version);
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
     const local = this.#ctx.store.apply(tx);
@@ -454,12 +492,13 @@ export class PlacementGroup {
         if (!ecPlan) return this.#ctx.peers.call(o, 'rep-op', header, payload);
         // EC hook: member `position` gets shard `position` of the change.
         const shard = ecPlan.shard(position);
-        const fields = { ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position, ...(shard.rollback ? { ecRollback: shard.rollback } : {}) };
+        const fields = { ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position, ecCommitted: this.#ecCommitted, ...(shard.rollback ? { ecRollback: shard.rollback } : {}) };
         return this.#ctx.peers.call(o, 'rep-op', repOp(fields), shard.payload);
       });
     try {
       const settled = await Promise.allSettled([local, ...remote]);
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (ecPlan) this.#ecSettled(version, !failed);
       if (!failed) return plan;
       // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
       // client's resend is then recognised as a duplicate (or, if no member applied it, executed again).
@@ -509,6 +548,11 @@ export class PlacementGroup {
     if (request.ec) {
       const change = { existsAfter: applied.existsAfter, sizeAfter: Number(request.ecSize ?? 0), index: Number(request.ecShard ?? 0), version: entry.version, priorVersion: entry.priorVersion };
       EcBackend.shardMeta(tx, oid, change, request.ecRollback, payload);
+      const committed = versionFromWire(request.ecCommitted);
+      if (compareVersions(committed, this.#ecCommitted) > 0) {
+        this.#ecCommitted = committed;
+        tx.pgMetaSet(this.name, [[ecCommittedKey, encodeVersionBytes(committed)]]);
+      }
     }
     this.#logInTransaction(tx, entry);
     return this.#ctx.store.apply(tx);
@@ -522,6 +566,7 @@ export class PlacementGroup {
       lastEpochStarted: this.#lastEpochStarted,
       exists: true,
       ecShard: this.#ecShardOnDisk + 1,
+      ecCommitted: this.#ecCommitted,
     };
   }
 
@@ -729,7 +774,9 @@ export class PlacementGroup {
    * than k members hold is undone on those that hold it (it was never acknowledged; the client's resend applies it
    * again).
    */
-  async #ecReconcile(ec: EcBackend, infos: Map<number, { lastUpdate: Eversion; log: LogEntry[] }>, generation: number): Promise<void> {
+  async #ecReconcile(ec: EcBackend, infos: Map<number, { lastUpdate: Eversion; log: LogEntry[]; ecCommitted?: Eversion }>, generation: number): Promise<void> {
+    // What any member knows to be on every member is never undone, whoever holds it now.
+    for (const info of infos.values()) if (info.ecCommitted && compareVersions(info.ecCommitted, this.#ecCommitted) > 0) this.#ecCommitted = info.ecCommitted;
     const heads = [...infos.values()].map((i) => i.lastUpdate).sort(compareVersions);
     const oldest = heads[0] ?? { epoch: 0, seq: 0 };
     const names = new Set<string>();
@@ -737,9 +784,9 @@ export class PlacementGroup {
     for (const name of [...names].sort()) {
       if (!this.#current(generation)) return;
       const ok = await ec
-        .reconcile(name, async (osd, version) => {
+        .reconcile(name, this.#ecCommitted, async (osd, version) => {
           const request = { from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, version };
-          if (osd === this.#ctx.osdId) await ec.applyRollback(name, version);
+          if (osd === this.#ctx.osdId) await ec.applyRollback(name, version, this.#ecCommitted);
           else await this.#ctx.peers.call(osd, 'ec-rollback', osdCodecs.ecRollbackRequest.encode(request));
         })
         .catch((error: unknown) => {
@@ -802,7 +849,7 @@ export class PlacementGroup {
         this.#ctx.logger.info('pg undersized; waiting for members', { pg: this.name, acting: members.join(','), minSize: pool.minSize });
         return;
       }
-      const infos = new Map<number, { lastUpdate: Eversion; tail: Eversion; log: LogEntry[]; ecShard?: number }>();
+      const infos = new Map<number, { lastUpdate: Eversion; tail: Eversion; log: LogEntry[]; ecShard?: number; ecCommitted?: Eversion }>();
       infos.set(this.#ctx.osdId, { lastUpdate: this.#log.head, tail: this.#log.tail, log: this.#log.entries.slice() });
       await Promise.all(
         members
@@ -810,7 +857,7 @@ export class PlacementGroup {
           .map(async (osd) => {
             const reply = await this.#ctx.peers.call(osd, 'pg-info', osdCodecs.pgInfoRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, withLog: true }));
             const info = osdCodecs.pgInfoReply.decode(reply.header);
-            infos.set(osd, { lastUpdate: versionFromWire(info.lastUpdate), tail: versionFromWire(info.logTail), log: (info.log ?? []).map(entryFromWire), ecShard: Number(info.ecShard ?? 0) - 1 });
+            infos.set(osd, { lastUpdate: versionFromWire(info.lastUpdate), tail: versionFromWire(info.logTail), log: (info.log ?? []).map(entryFromWire), ecShard: Number(info.ecShard ?? 0) - 1, ecCommitted: versionFromWire(info.ecCommitted) });
           }),
       );
       if (!this.#current(generation)) return;

@@ -69,6 +69,7 @@ export const osdCodecs = {
   ecReadRequest: c(shoal.EcReadRequest, 'EcReadRequest'),
   ecReadReply: c(shoal.EcReadReply, 'EcReadReply'),
   ecRollbackRequest: c(shoal.EcRollbackRequest, 'EcRollbackRequest'),
+  ecCommitRequest: c(shoal.EcCommitRequest, 'EcCommitRequest'),
 } as const;
 
 /** An EC shard's undo record as stored: marker, 4-byte length of the EcRollback message, the message, the old bytes. */
