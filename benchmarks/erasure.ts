@@ -69,7 +69,7 @@ export async function clusterFigures(): Promise<void> {
     for (const pool of ['rep', 'ec']) await closedLoop(inFlight, { count: 256 }, async (i) => (await client.put(pool, `warm-${i}`, Buffer.from('w')), 1));
     const large = Buffer.from(new Random(5).bytes(4 * MiB));
     const objects = 32;
-    process.stdout.write(`cluster: 1 monitor + 6 OSD processes on 127.0.0.1 (one host each); pools rep (size 3, 32 PGs) and ec (4+2, stripe unit 64 KiB, 32 PGs); 4 MiB writes, ${inFlight} in flight, ${seconds} s per phase; data in ${cluster.dir}\n`);
+    process.stdout.write(`cluster: 1 monitor + 6 OSD processes on 127.0.0.1 (one host each); pools rep (size 3, 32 PGs) and ec (4+2, stripe unit 64 KiB, 32 PGs); 4 MiB writes, ${inFlight} in flight, 4 phases of ${seconds / 2} s; data in ${cluster.dir}\n`);
     const results: Record<string, LoadResult[]> = { rep: [], ec: [] };
     for (const pool of ['rep', 'ec', 'rep', 'ec']) {
       const r = await closedLoop(inFlight, { seconds: seconds / 2 }, async (i) => (await client.put(pool, `l-${i % objects}`, large), large.length));
