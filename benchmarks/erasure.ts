@@ -1,10 +1,17 @@
 /**
- * `npm run bench -- erasure`: Reed-Solomon encode and decode throughput per (k,m) over 4 MiB of data, beside
- * memcpy (Buffer.copy of the same 4 MiB) measured in the same run. Decode loses the first m data shards (the worst
- * case: every lost byte is rebuilt) and counts the object's data bytes per second, as encode does.
+ * `npm run bench -- erasure`:
+ * 1. Reed-Solomon encode and decode throughput per (k,m) over 4 MiB of data, beside memcpy (Buffer.copy of the
+ *    same 4 MiB) measured in the same run. Decode loses the first m data shards (the worst case: every lost byte is
+ *    rebuilt) and counts the object's data bytes per second, as encode does.
+ * 2. On one `shoal up` cluster of 6 OSD processes: 4 MiB object writes (8 in flight) to an EC 4+2 pool beside a
+ *    size-3 replicated pool (goal: EC >= 1.5x, as it writes 1.5x the data instead of 3x). Phases alternate
+ *    replicated, EC, replicated, EC so drift on a shared machine hits both alike.
  */
 import { Random } from '../src/common/index.js';
 import { Codec } from '../src/erasure/index.js';
+import { ObjectClient, wire } from '../src/index.js';
+import { startBenchCluster } from './lib/cluster.js';
+import { closedLoop, describe, type LoadResult } from './lib/stats.js';
 
 const MiB = 1024 * 1024;
 const dataBytes = 4 * MiB;
@@ -47,6 +54,40 @@ export function codecFigures(): void {
   }
 }
 
+const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
+const inFlight = 8;
+
+export async function clusterFigures(): Promise<void> {
+  const cluster = await startBenchCluster('erasure', { osds: 6 });
+  try {
+    const client = new ObjectClient(cluster.config);
+    await client.start();
+    await client.monitors.command({ poolCreate: { name: 'rep', size: 3, pgNum: 32 } });
+    await client.monitors.command({ poolCreate: { name: 'ec', type: wire.PoolType.POOL_TYPE_ERASURE, ecK: 4, ecM: 2, stripeUnit: 64 * 1024, pgNum: 32 } });
+    while (client.map().pools.length < 2) await new Promise((r) => setTimeout(r, 50));
+    // Warm up: one write into every PG of both pools, so peering is not timed.
+    for (const pool of ['rep', 'ec']) await closedLoop(inFlight, { count: 256 }, async (i) => (await client.put(pool, `warm-${i}`, Buffer.from('w')), 1));
+    const large = Buffer.from(new Random(5).bytes(4 * MiB));
+    const objects = 32;
+    process.stdout.write(`cluster: 1 monitor + 6 OSD processes on 127.0.0.1 (one host each); pools rep (size 3, 32 PGs) and ec (4+2, stripe unit 64 KiB, 32 PGs); 4 MiB writes, ${inFlight} in flight, 4 phases of ${seconds / 2} s; data in ${cluster.dir}\n`);
+    const results: Record<string, LoadResult[]> = { rep: [], ec: [] };
+    for (const pool of ['rep', 'ec', 'rep', 'ec']) {
+      const r = await closedLoop(inFlight, { seconds: seconds / 2 }, async (i) => (await client.put(pool, `l-${i % objects}`, large), large.length));
+      results[pool]?.push(r);
+      process.stdout.write(`${describe(`write 4 MiB to ${pool}`, r)}\n`);
+    }
+    await client.stop();
+    const mbps = (rs: LoadResult[]) => rs.reduce((n, r) => n + r.bytes, 0) / 1e6 / rs.reduce((n, r) => n + r.seconds, 0);
+    const rep = mbps(results['rep'] ?? []);
+    const ec = mbps(results['ec'] ?? []);
+    process.stdout.write(`4 MiB writes: EC 4+2 ${ec.toFixed(1)} MB/s, replicated size 3 ${rep.toFixed(1)} MB/s: EC = ${(ec / rep).toFixed(2)}x replicated (goal >= 1.5x)\n`);
+  } finally {
+    await cluster.stop();
+  }
+}
+
 export async function run(): Promise<void> {
   codecFigures();
+  await clusterFigures();
+  process.stdout.write('command: npm run bench -- erasure   (SHOAL_BENCH_SECONDS sets the cluster phase length)\n');
 }

@@ -302,6 +302,20 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       const { header, payload } = await pg.ecRead(req);
       return { header: osdCodecs.ecReadReply.encode(header), payload };
     },
+    async 'ec-rollback'(request) {
+      const req = decode(osdCodecs.ecRollbackRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
+      const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
+      await pg.ecRollback(req);
+      return {};
+    },
+    async 'ec-commit'(request) {
+      const req = decode(osdCodecs.ecCommitRequest, request.header);
+      await haveEpoch(Number(req.epoch ?? 0));
+      const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
+      await pg.ecCommit(req);
+      return {};
+    },
     async ping(request) {
       const req = decode(osdCodecs.ping, request.header);
       return { header: osdCodecs.ping.encode({ from: config.id, epoch: map?.epoch ?? 0, sentMs: Number(req.sentMs ?? 0) }) };

@@ -1,7 +1,7 @@
 /** How an OSD talks to other OSDs: named ops with a typed header and a raw payload (the messenger underneath). */
 export const osdOpNames = [
   'op', 'pg-list', 'rep-op', 'pg-info', 'pull', 'push', 'scan', 'pg-activate', 'ping', 'watch', 'watch-poll', 'notify', 'notify-ack', 'pg-scrub',
-  'ec-read',
+  'ec-read', 'ec-rollback', 'ec-commit',
 ] as const;
 export type OsdOpName = (typeof osdOpNames)[number];
 

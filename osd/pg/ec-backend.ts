@@ -17,7 +17,10 @@
 import {
   StorageError,
   compareVersions,
+  decodeEcRollback,
   decodeVersionBytes,
+  encodeEcRollback,
+  encodeVersionBytes,
   osdCodecs,
   versionFromWire,
   versionToString,
@@ -86,7 +89,15 @@ export interface EcPgView {
 /** One member's part of a write: ops in the object-op language, over its shard, and their payload. */
 export interface ShardWrite {
   ops: wire.ObjectOp.$Properties[];
+  /** The new bytes the ops point at, then (when `rollback` has any) the old bytes they replace. */
   payload: Buffer;
+  /** How to undo it; absent when it cannot be undone (a whole object replaced or removed). */
+  rollback?: wire.EcRollback.$Properties;
+}
+
+/** pgMeta key of an object's undo record (one per object: its latest change). */
+export function rollbackKey(name: string): string {
+  return `ec-rb/${name}`;
 }
 
 export interface EcWritePlan {
@@ -349,6 +360,14 @@ export class EcBackend {
     const passThrough = ops.filter((op) => !dataKinds.has(op.kind ?? 0));
     const empty = Buffer.alloc(0);
     if (!exists) return { existsAfter: false, sizeAfter: 0, shard: () => ({ ops: passThrough, payload: empty }) };
+    // Undo information: a new object is undone by removing it; an in-place change by its old bytes (below); a
+    // whole existing object replaced cannot be undone (it would need the old object read in full).
+    const prevShardSize = shardSize(this.layout, before.size);
+    const undoBase: wire.EcRollback.$Properties | undefined = !before.exists
+      ? { prevExists: false }
+      : reset
+        ? undefined
+        : { prevExists: true, prevSize: before.size, prevShardSize };
 
     const su = this.layout.stripeUnit;
     const newShardSize = shardSize(this.layout, size);
@@ -357,7 +376,15 @@ export class EcBackend {
     const first = reset ? 0 : lo < hi ? Math.floor(lo / width) : 0;
     const count = reset ? stripeCount(this.layout, size) : lo < hi ? Math.min(stripeCount(this.layout, size), Math.ceil(hi / width)) - first : 0;
     if (count <= 0) {
-      return { existsAfter: true, sizeAfter: size, shard: () => ({ ops: reset ? [...passThrough, { kind: Kind.KIND_WRITE_FULL, dataOffset: 0, dataLength: 0 }] : [...passThrough, truncate], payload: empty }) };
+      return {
+        existsAfter: true,
+        sizeAfter: size,
+        shard: () => ({
+          ops: reset ? [...passThrough, { kind: Kind.KIND_WRITE_FULL, dataOffset: 0, dataLength: 0 }] : [...passThrough, truncate],
+          payload: empty,
+          ...(undoBase ? { rollback: undoBase } : {}),
+        }),
+      };
     }
     if (count * width > ecWriteWindowBytesMax) {
       throw new StorageError('TOO_LARGE', `an erasure-coded write may rewrite at most ${ecWriteWindowBytesMax} bytes at once (this one ${count * width})`);
@@ -369,6 +396,13 @@ export class EcBackend {
       const oldCount = Math.min(count, stripeCount(this.layout, before.size) - first);
       if (oldCount > 0) (await this.readStripes(oid.name, before.version, first, oldCount)).copy(window, 0);
     }
+    // The window's old stripes, encoded, are each member's undo bytes (clipped to its old shard size).
+    let oldShards: Uint8Array[] | undefined;
+    if (undoBase?.prevExists) {
+      const oldData = splitStripes(this.layout, window, count);
+      oldShards = [...oldData, ...this.codec.encode(oldData)];
+    }
+    const oldKeep = Math.max(0, Math.min(count * su, prevShardSize - first * su));
     let current = reset ? 0 : before.size;
     for (const op of dataOps) {
       const kind = op.kind ?? 0;
@@ -399,12 +433,32 @@ export class EcBackend {
         const write: wire.ObjectOp.$Properties = reset
           ? { kind: Kind.KIND_WRITE_FULL, dataOffset: 0, dataLength: bytes.length }
           : { kind: Kind.KIND_WRITE, offset: first * su, dataOffset: 0, dataLength: bytes.length };
-        return { ops: [...passThrough, write, truncate], payload: bytes };
+        const old = oldShards?.[position]?.subarray(0, oldKeep);
+        if (!undoBase) return { ops: [...passThrough, write, truncate], payload: bytes };
+        if (!old || old.length === 0) return { ops: [...passThrough, write, truncate], payload: bytes, rollback: undoBase };
+        return {
+          ops: [...passThrough, write, truncate],
+          payload: Buffer.concat([bytes, old]),
+          rollback: { ...undoBase, offset: first * su, dataOffset: bytes.length, dataLength: old.length },
+        };
       },
     };
   }
 
   // ---- recovery ----
+
+  /**
+   * Every position's shard header of `name`. Throws UNAVAILABLE when a member could not be asked: deciding which
+   * version survives, or undoing one, from a partial view could throw away a change that k members hold.
+   */
+  async #allHeads(name: string, withXattrs = false): Promise<ShardRead[]> {
+    const heads = await Promise.all(Array.from({ length: this.k + this.m }, (_, p) => this.#readShard(p, name, 'none', withXattrs)));
+    const silent = heads.filter((h) => h.error !== '' && h.error !== 'HOLE');
+    if (silent.length > 0) {
+      throw new StorageError('UNAVAILABLE', `${this.#view.name}/${name}: ${silent.map((h) => `shard ${h.position} (osd.${this.#view.acting()[h.position]}): ${h.error}`).join(', ')}`);
+    }
+    return heads;
+  }
 
   /**
    * Rebuilds `target`'s shard of `name` from the other members: the newest version at least k of them hold is
@@ -417,11 +471,9 @@ export class EcBackend {
     const n = this.k + this.m;
     // The target's own shard counts too: a member CRUSH moved to another position still holds a good shard of its
     // old index, which may be needed to rebuild the new one.
-    const heads = await Promise.all(Array.from({ length: n }, (_, p) => this.#readShard(p, name, 'none', true)));
+    const heads = await this.#allHeads(name, true);
     const present = heads.filter((h) => h.exists && !h.error && h.index >= 0);
-    const reachable = heads.filter((h) => h.exists || h.error === '');
     if (present.length === 0) {
-      if (reachable.length === 0) throw new StorageError('INSUFFICIENT_SHARDS', `${this.#view.name}/${name}: no member answered`);
       await install({ object: name, exists: false }, Buffer.alloc(0));
       return;
     }
@@ -436,7 +488,10 @@ export class EcBackend {
     const candidates = [...counts.values()].filter((c) => c.count >= this.k).sort((a, b) => compareVersions(b.version, a.version));
     const best = candidates[0];
     if (!best) {
-      throw new StorageError('INSUFFICIENT_SHARDS', `${this.#view.name}/${name}: no version of it is on ${this.k} members (${[...counts.values()].map((c) => `${versionToString(c.version)}×${c.count}`).join(', ')})`);
+      // Every member answered and no version is on k of them: the object is lost (unfound, in Ceph's words). Say
+      // so and go on, so the PG's other objects are served.
+      this.#view.logger.error('object unfound: no version of it is on k members', { pg: this.#view.name, object: name, k: this.k, versions: [...counts.values()].map((c) => `${versionToString(c.version)}x${c.count}`).join(',') });
+      return;
     }
     const slots = await this.#gather(name, best.version, 'whole');
     const shard = this.codec.reconstruct(slots)[position] as Uint8Array;
@@ -485,8 +540,81 @@ export class EcBackend {
     return { bad, reasons };
   }
 
-  /** A transaction step shared by the primary and the members: logical size and shard index beside a shard write. */
-  static setShardMeta(tx: Transaction, oid: ObjectId, size: number, index: number): void {
-    tx.setXattrs(oid, [[ecSizeXattr, encodeEcSize(size)], [ecShardXattr, encodeEcShard(index)]]);
+  /**
+   * A transaction step shared by the primary and the members, beside a shard write: logical size and shard index,
+   * and the undo record of the change (or none: the previous record no longer applies).
+   */
+  static shardMeta(
+    tx: Transaction,
+    oid: ObjectId,
+    change: { existsAfter: boolean; sizeAfter: number; index: number; version: Eversion; priorVersion: Eversion },
+    rollback: wire.EcRollback.$Properties | null | undefined,
+    payload: Buffer,
+  ): void {
+    if (change.existsAfter) tx.setXattrs(oid, [[ecSizeXattr, encodeEcSize(change.sizeAfter)], [ecShardXattr, encodeEcShard(change.index)]]);
+    if (!rollback) {
+      tx.pgMetaRemove(oid.pg, [rollbackKey(oid.name)]);
+      return;
+    }
+    const from = Number(rollback.dataOffset ?? 0);
+    const old = payload.subarray(from, from + Number(rollback.dataLength ?? 0));
+    tx.pgMetaSet(oid.pg, [[rollbackKey(oid.name), encodeEcRollback({ ...rollback, version: change.version, priorVersion: change.priorVersion }, old)]]);
+  }
+
+  /**
+   * Undoes this member's shard of change `version` of `name` (its undo record must be for exactly that change). A
+   * change at or below `committed` reached every member and may have been acknowledged: it is never undone.
+   */
+  async applyRollback(name: string, version: Eversion, committed: Eversion): Promise<void> {
+    if (compareVersions(version, committed) <= 0) {
+      throw new StorageError('PRECONDITION_FAILED', `${this.#view.name}/${name}: change ${versionToString(version)} is committed (up to ${versionToString(committed)}); it is not undone`);
+    }
+    const store = this.#view.store;
+    const oid = this.#oid(name);
+    const bytes = await store.pgMetaGet(this.#view.name, rollbackKey(name));
+    if (!bytes) throw new StorageError('NOT_FOUND', `${this.#view.name}/${name}: no undo record`);
+    const { record, oldBytes } = decodeEcRollback(bytes);
+    const current = (await store.exists(oid)) ? decodeVersionBytes(await store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
+    const recorded = versionFromWire(record.version);
+    if (compareVersions(recorded, version) !== 0 || compareVersions(current, version) !== 0) {
+      throw new StorageError('PRECONDITION_FAILED', `${this.#view.name}/${name}: undo record is for ${versionToString(recorded)}, shard at ${versionToString(current)}, asked ${versionToString(version)}`);
+    }
+    const tx = new Transaction();
+    if (!record.prevExists) {
+      tx.remove(oid);
+    } else {
+      if (oldBytes.length > 0) tx.write(oid, Number(record.offset ?? 0), oldBytes);
+      tx.truncate(oid, Number(record.prevShardSize ?? 0));
+      tx.setXattrs(oid, [[versionXattr, encodeVersionBytes(versionFromWire(record.priorVersion))], [ecSizeXattr, encodeEcSize(Number(record.prevSize ?? 0))]]);
+    }
+    tx.pgMetaRemove(this.#view.name, [rollbackKey(name)]);
+    await store.apply(tx);
+    this.#view.logger.info('rolled back a shard change fewer than k members hold', { pg: this.#view.name, object: name, version: versionToString(version) });
+  }
+
+  /**
+   * After a failure, makes one object decodable again: the newest version that k members hold is kept; members
+   * holding a newer change (which fewer than k got, so it cannot be decoded) undo it. Members that are behind are
+   * then rebuilt by recovery. A committed change (one every member had) is never undone. Returns false when the
+   * newest version cannot be decoded and may not be undone.
+   */
+  async reconcile(name: string, committed: Eversion, rollback: (osd: number, version: Eversion) => Promise<void>): Promise<boolean> {
+    const n = this.k + this.m;
+    // Each round undoes the newest change if it is not decodable; a member holds one undo record per object, so a
+    // few rounds at most (each change in flight at the failure is one round).
+    for (let round = 0; round <= this.m + 1; round++) {
+      const heads = await this.#allHeads(name);
+      const present = heads.filter((h) => h.exists && !h.error && h.index >= 0);
+      if (present.length === 0) return true;
+      const indexes = new Map<string, Set<number>>();
+      for (const h of present) indexes.set(versionToString(h.version), (indexes.get(versionToString(h.version)) ?? new Set<number>()).add(h.index));
+      const newest = present.map((h) => h.version).sort((a, b) => compareVersions(b, a))[0] as Eversion;
+      if ((indexes.get(versionToString(newest))?.size ?? 0) >= this.k) return true;
+      // Committed: on every member once, so its other shards sit on members that are down now; wait for them.
+      if (compareVersions(newest, committed) <= 0) return false;
+      const holders = present.filter((h) => compareVersions(h.version, newest) === 0);
+      for (const h of holders) await rollback(this.#view.acting()[h.position] ?? -1, h.version);
+    }
+    return false;
   }
 }

@@ -16,6 +16,7 @@ import {
   decodePgInfo,
   decodePgLogEntry,
   decodeVersionBytes,
+  encodeVersionBytes,
   encodePgInfo,
   encodePgLogEntry,
   osdCodecs,
@@ -129,9 +130,13 @@ interface MemberInfo {
   missing: Set<string>;
   /** EC hook: the shard index the member last activated with (-1: none). */
   ecShard?: number;
+  /** EC hook: every change up to this is on every member, as far as that member knows. */
+  ecCommitted?: Eversion;
 }
 /** EC hook: the shard index (acting position) this member last activated with, so a moved member is rebuilt whole. */
 const ecShardKey = 'ec-shard';
+/** EC hook: every change up to this version is on every member (so never undone); 16 version bytes. */
+const ecCommittedKey = 'ec-committed';
 
 export function pgName(pool: number, seed: number): string {
   return `${pool}.${seed.toString(16)}`;
@@ -191,6 +196,9 @@ export class PlacementGroup {
   #ec: EcBackend | undefined;
   /** EC hook: the shard index this member last activated with (-1: none). */
   #ecShardOnDisk = -1;
+  /** EC hook: every change up to this is on every member; on the primary, versions of EC writes in flight. */
+  #ecCommitted: Eversion = { epoch: 0, seq: 0 };
+  #ecWritesInFlight: Eversion[] = [];
 
   private constructor(ctx: PgContext, poolId: number, seed: number, stored: StoredPg) {
     this.#ctx = ctx;
@@ -208,6 +216,7 @@ export class PlacementGroup {
     const pg = new PlacementGroup(ctx, poolId, seed, await PlacementGroup.#loadStored(ctx, pgName(poolId, seed)));
     const ecShard = await ctx.store.pgMetaGet(pg.name, ecShardKey);
     if (ecShard) pg.#ecShardOnDisk = Number(ecShard.toString());
+    pg.#ecCommitted = decodeVersionBytes(await ctx.store.pgMetaGet(pg.name, ecCommittedKey));
     return pg;
   }
 
@@ -376,6 +385,43 @@ export class PlacementGroup {
     });
   }
 
+  /** EC hook: the primary asks this member to undo its shard of a change fewer than k members hold. */
+  async ecRollback(request: wire.EcRollbackRequest.$Properties): Promise<void> {
+    this.#checkSender(request.from);
+    if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
+    await this.#ec.applyRollback(request.object ?? '', versionFromWire(request.version), this.#ecCommitted);
+  }
+
+  /**
+   * EC hook (primary): an EC write settled. Once every member has every change up to `version` (nothing older still
+   * in flight), those changes are committed: members are told (on the next rep-op, or at once when writes pause) and
+   * never undo them.
+   */
+  #ecSettled(version: Eversion, everywhere: boolean): void {
+    this.#ecWritesInFlight = this.#ecWritesInFlight.filter((v) => compareVersions(v, version) !== 0);
+    if (!everywhere || this.#ecWritesInFlight.some((v) => compareVersions(v, version) < 0)) return;
+    if (compareVersions(version, this.#ecCommitted) <= 0) return;
+    this.#ecCommitted = version;
+    if (this.#ecWritesInFlight.length > 0) return;
+    const committed = version;
+    const request = osdCodecs.ecCommitRequest.encode({ from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, committed });
+    void this.#ecPersistCommitted(committed).catch(() => {});
+    for (const osd of this.#acting) if (osd >= 0 && osd !== this.#ctx.osdId) void this.#ctx.peers.call(osd, 'ec-commit', request).catch(() => {});
+  }
+
+  async #ecPersistCommitted(committed: Eversion): Promise<void> {
+    await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[ecCommittedKey, encodeVersionBytes(committed)]]));
+  }
+
+  /** EC hook (member): the primary says every change up to `committed` is on every member. */
+  async ecCommit(request: wire.EcCommitRequest.$Properties): Promise<void> {
+    this.#checkSender(request.from);
+    const committed = versionFromWire(request.committed);
+    if (compareVersions(committed, this.#ecCommitted) <= 0) return;
+    this.#ecCommitted = committed;
+    await this.#ecPersistCommitted(committed);
+  }
+
   /** EC hook: serves a member's `ec-read` (its shard of one object). */
   async ecRead(request: wire.EcReadRequest.$Properties): Promise<{ header: wire.EcReadReply.$Properties; payload: Buffer }> {
     if (!this.#ec) throw new StorageError('INVALID_ARGUMENT', `${this.name} is not in an erasure-coded pool`);
@@ -482,7 +528,9 @@ export class PlacementGroup {
       const reqid = request.reqid?.client ? { client: request.reqid.client, tid: Number(request.reqid.tid ?? 0) } : null;
       if (writes && reqid) {
         const dup = this.#log.findDup(reqid);
-        if (dup) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
+        // EC hook: a change that peering undid (fewer than k members had it) is not a duplicate: apply it again.
+        const undone = dup !== undefined && this.#ec !== undefined && (await this.#ecUndone(name, dup));
+        if (dup && !undone) return { reply: { version: dup, results: ops.map(() => ({})) }, chunks: [] };
       }
       // A member that still lacks this object gets it first: the op then applies to the same state everywhere.
       if (writes) await this.#recoverOnDemand(name);
@@ -538,8 +586,11 @@ export class PlacementGroup {
     const plan = own
       ? { ...buildWriteTransaction(tx, oid, own.ops, own.payload, version, existedBefore), sizeAfter: ecPlan?.sizeAfter ?? 0 }
       : buildWriteTransaction(tx, oid, ops, payload, version, existedBefore, sizeBefore);
-    if (ecPlan?.existsAfter) EcBackend.setShardMeta(tx, oid, ecPlan.sizeAfter, this.#acting.indexOf(this.#ctx.osdId));
     const entry: LogEntry = { version, priorVersion, object: oid.name, op: plan.existsAfter ? 'modify' : 'delete', reqid, mtimeMs };
+    if (ecPlan && own) {
+      const change = { existsAfter: ecPlan.existsAfter, sizeAfter: ecPlan.sizeAfter, index: this.#acting.indexOf(this.#ctx.osdId), version, priorVersion };
+      EcBackend.shardMeta(tx, oid, change, own.rollback, own.payload);
+    }
     this.#logInTransaction(tx, entry);
     const repOp = (fields: Partial<wire.RepOpRequest.$Properties>): Uint8Array =>
       osdCodecs.repOpRequest.encode({
@@ -554,6 +605,7 @@ export class PlacementGroup {
       });
     const header = ecPlan ? new Uint8Array() : repOp({});
     let logOnly: Uint8Array | undefined;
+    if (ecPlan) this.#ecWritesInFlight.push(version);
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
     const local = this.#ctx.store.apply(tx);
@@ -564,7 +616,8 @@ export class PlacementGroup {
         if (ecPlan) {
           // EC hook: member `position` gets shard `position` of the change.
           const shard = ecPlan.shard(position);
-          return this.#ctx.peers.call(o, 'rep-op', repOp({ ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position }), shard.payload);
+          const fields = { ops: shard.ops, ec: true, ecSize: ecPlan.sizeAfter, ecShard: position, ecCommitted: this.#ecCommitted, ...(shard.rollback ? { ecRollback: shard.rollback } : {}) };
+          return this.#ctx.peers.call(o, 'rep-op', repOp(fields), shard.payload);
         }
         const backfill = this.#backfill.get(o);
         if (!backfill || backfill.all || oid.name <= backfill.cursor) return this.#ctx.peers.call(o, 'rep-op', header, payload);
@@ -576,6 +629,7 @@ export class PlacementGroup {
     try {
       const settled = await Promise.allSettled([local, ...remote]);
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (ecPlan) this.#ecSettled(version, !failed);
       if (!failed) return plan;
       // A member missed the change: re-peer so every member converges before anything else is acknowledged; the
       // client's resend is then recognised as a duplicate (or, if no member applied it, executed again).
@@ -623,7 +677,15 @@ export class PlacementGroup {
     if (!request.logOnly) {
       const applied = buildWriteTransaction(tx, oid, request.ops ?? [], payload, entry.version, compareVersions(entry.priorVersion, { epoch: 0, seq: 0 }) > 0);
       // EC hook: a shard keeps the object's logical size beside it.
-      if (request.ec && applied.existsAfter) EcBackend.setShardMeta(tx, oid, Number(request.ecSize ?? 0), Number(request.ecShard ?? 0));
+      if (request.ec) {
+        const change = { existsAfter: applied.existsAfter, sizeAfter: Number(request.ecSize ?? 0), index: Number(request.ecShard ?? 0), version: entry.version, priorVersion: entry.priorVersion };
+        EcBackend.shardMeta(tx, oid, change, request.ecRollback, payload);
+        const committed = versionFromWire(request.ecCommitted);
+        if (compareVersions(committed, this.#ecCommitted) > 0) {
+          this.#ecCommitted = committed;
+          tx.pgMetaSet(this.name, [[ecCommittedKey, encodeVersionBytes(committed)]]);
+        }
+      }
     }
     this.#logInTransaction(tx, entry);
     return this.#ctx.store.apply(tx);
@@ -641,6 +703,7 @@ export class PlacementGroup {
       clean: this.#primary === this.#ctx.osdId && this.clean,
       acting: this.#acting.slice(),
       ecShard: this.#ecShardOnDisk + 1,
+      ecCommitted: this.#ecCommitted,
     };
   }
 
@@ -847,6 +910,46 @@ export class PlacementGroup {
     this.#ecShardOnDisk = position;
   }
 
+  /** EC hook: whether change `version` of `name` was undone (the object is older and nothing newer touched it). */
+  async #ecUndone(name: string, version: Eversion): Promise<boolean> {
+    if (this.#log.entries.some((e) => e.object === name && compareVersions(e.version, version) > 0)) return false;
+    const oid = this.#oid(name);
+    const current = (await this.#ctx.store.exists(oid)) ? decodeVersionBytes(await this.#ctx.store.getXattr(oid, versionXattr)) : { epoch: 0, seq: 0 };
+    const entry = this.#log.entries.find((e) => compareVersions(e.version, version) === 0);
+    return entry?.op === 'modify' && compareVersions(current, version) < 0;
+  }
+
+  /**
+   * EC hook: before recovery, the objects of changes that not every member has are made decodable: a change fewer
+   * than k members hold is undone on those that hold it (it was never acknowledged; the client's resend applies it
+   * again).
+   */
+  async #ecReconcile(ec: EcBackend, infos: Map<number, { lastUpdate: Eversion; log: LogEntry[]; ecCommitted?: Eversion }>, generation: number): Promise<void> {
+    // What any member knows to be on every member is never undone, whoever holds it now.
+    for (const info of infos.values()) if (info.ecCommitted && compareVersions(info.ecCommitted, this.#ecCommitted) > 0) this.#ecCommitted = info.ecCommitted;
+    const heads = [...infos.values()].map((i) => i.lastUpdate).sort(compareVersions);
+    const oldest = heads[0] ?? { epoch: 0, seq: 0 };
+    const names = new Set<string>();
+    for (const info of infos.values()) for (const e of info.log) if (compareVersions(e.version, oldest) > 0) names.add(e.object);
+    for (const name of [...names].sort()) {
+      if (!this.#current(generation)) return;
+      const ok = await ec
+        .reconcile(name, this.#ecCommitted, async (osd, version) => {
+          const request = { from: this.#ctx.osdId, pool: this.poolId, pgSeed: this.seed, epoch: this.#intervalEpoch, object: name, version };
+          if (osd === this.#ctx.osdId) await ec.applyRollback(name, version, this.#ecCommitted);
+          else await this.#ctx.peers.call(osd, 'ec-rollback', osdCodecs.ecRollbackRequest.encode(request));
+        })
+        .catch((error: unknown) => {
+          // A member that cannot be asked: peer again later. Anything else (an undo record missing) concerns this
+          // one object only and must not keep the PG from serving the others.
+          if (error instanceof StorageError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT')) throw error;
+          this.#ctx.logger.error('could not reconcile an object', { pg: this.name, object: name, error: String(error) });
+          return true;
+        });
+      if (!ok) this.#ctx.logger.error('object has no version on k members; it cannot be read', { pg: this.name, object: name });
+    }
+  }
+
   /** EC hook: every object this OSD or `osd` has (a member in a new position needs all of them rebuilt). */
   async #ecAllNames(osd: number, generation: number): Promise<string[]> {
     const names = new Set<string>();
@@ -926,6 +1029,7 @@ export class PlacementGroup {
               incomplete: info.incomplete ?? false,
               missing: new Set(info.missing ?? []),
               ecShard: Number(info.ecShard ?? 0) - 1,
+              ecCommitted: versionFromWire(info.ecCommitted),
             });
           }),
       );
@@ -945,7 +1049,10 @@ export class PlacementGroup {
       const auth = infos.get(authority) as MemberInfo;
       const behind: number[] = [];
       if (this.#ec) {
-        // EC hook: shards are rebuilt from k others (not copied), every member before the PG goes active.
+        // EC hook: changes fewer than k members hold are undone first; then shards are rebuilt from k others (not
+        // copied), every member before the PG goes active.
+        await this.#ecReconcile(this.#ec, infos, generation);
+        if (!this.#current(generation)) return;
         if (authority !== self) {
           await this.#ecRecoverSelfFrom(authority, auth, generation);
           if (!this.#current(generation)) return;

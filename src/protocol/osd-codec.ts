@@ -3,6 +3,7 @@ import { decodeMessage } from './cluster-map.js';
 import { shoal } from './generated/shoal.js';
 import { protobufCodec, type MessageCodec } from './rpc.js';
 import { readMarker, unsupportedVersion, withMarker } from './versioned.js';
+import { StorageError } from '../common/index.js';
 
 export type Eversion = { epoch: number; seq: number };
 export const zeroVersion: Eversion = Object.freeze({ epoch: 0, seq: 0 });
@@ -67,7 +68,29 @@ export const osdCodecs = {
   notifyReply: c(shoal.NotifyReply, 'NotifyReply'),
   ecReadRequest: c(shoal.EcReadRequest, 'EcReadRequest'),
   ecReadReply: c(shoal.EcReadReply, 'EcReadReply'),
+  ecRollbackRequest: c(shoal.EcRollbackRequest, 'EcRollbackRequest'),
+  ecCommitRequest: c(shoal.EcCommitRequest, 'EcCommitRequest'),
 } as const;
+
+/** An EC shard's undo record as stored: marker, 4-byte length of the EcRollback message, the message, the old bytes. */
+export function encodeEcRollback(record: shoal.EcRollback.$Properties, oldBytes: Uint8Array): Buffer {
+  const message = shoal.EcRollback.encode({ ...record, dataOffset: 0, dataLength: 0 }).finish();
+  const body = Buffer.alloc(4 + message.length + oldBytes.length);
+  body.writeUInt32BE(message.length, 0);
+  body.set(message, 4);
+  body.set(oldBytes, 4 + message.length);
+  return withMarker('ecRollback', 1, body);
+}
+
+export function decodeEcRollback(bytes: Uint8Array): { record: shoal.EcRollback; oldBytes: Buffer } {
+  const { version, body } = readMarker('ecRollback', bytes);
+  if (version !== 1) throw unsupportedVersion('ecRollback', version);
+  const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (b.length < 4 || b.readUInt32BE(0) > b.length - 4) throw new StorageError('CORRUPT_DATA', `ecRollback: ${b.length} bytes is too short`);
+  const length = b.readUInt32BE(0);
+  const record = decodeMessage('ecRollback', () => shoal.EcRollback.decode(b.subarray(4, 4 + length)));
+  return { record, oldBytes: b.subarray(4 + length) };
+}
 
 export function encodePgLogEntry(entry: shoal.PgLogEntry.$Properties): Buffer {
   return withMarker('pgLogEntry', 1, shoal.PgLogEntry.encode(entry).finish());

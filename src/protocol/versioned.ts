@@ -15,6 +15,7 @@ export const formatIds = {
   monitorCommand: 0x13,
   pgLogEntry: 0x20,
   pgInfo: 0x21,
+  ecRollback: 0x22,
   s3Record: 0x30,
 } as const;
 

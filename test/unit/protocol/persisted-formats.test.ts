@@ -19,6 +19,8 @@ import {
   encodeClusterMap,
   encodeMonitorCommand,
   encodePgInfo,
+  encodeEcRollback,
+  decodeEcRollback,
   encodePgLogEntry,
   wire,
 } from '../../../src/index.js';
@@ -64,6 +66,15 @@ const logEntry: wire.PgLogEntry.$Properties = {
 };
 const info: wire.PgStoredInfo.$Properties = { lastUpdate: { epoch: 12, seq: 345 }, logTail: { epoch: 10, seq: 1 }, lastEpochStarted: 12 };
 
+const ecRollback: wire.EcRollback.$Properties = {
+  version: { epoch: 14, seq: 7 },
+  priorVersion: { epoch: 12, seq: 3 },
+  prevExists: true,
+  prevSize: 1_048_579,
+  prevShardSize: 266_240,
+  offset: 262_144,
+};
+
 const golden: Golden[] = [
   { file: 'cluster-map-v1.hex', encode: () => encodeClusterMap(sampleMap()), decode: (b) => plain(decodeClusterMap(b)), expected: plain(sampleMap()) },
   {
@@ -83,6 +94,15 @@ const golden: Golden[] = [
     encode: () => encodePgInfo(info),
     decode: (b) => plain(wire.PgStoredInfo.toObject(decodePgInfo(b), { longs: Number, defaults: false })),
     expected: plain(info),
+  },
+  {
+    file: 'ec-rollback-v1.hex',
+    encode: () => encodeEcRollback(ecRollback, Buffer.from('old shard bytes')),
+    decode: (b) => {
+      const { record, oldBytes } = decodeEcRollback(b);
+      return plain({ record: wire.EcRollback.toObject(record, { longs: Number, defaults: false }), oldBytes: oldBytes.toString() });
+    },
+    expected: plain({ record: ecRollback, oldBytes: 'old shard bytes' }),
   },
 ];
 
