@@ -31,7 +31,12 @@ export class ExportRegistry {
 
   async acquire(name: string): Promise<ExportHandle> {
     if (name === '') throw new StorageError('NOT_FOUND', 'name an export: POOL/IMAGE (or POOL/IMAGE@SNAP, read-only)');
-    const spec = parseImageSpec(name);
+    let spec: ReturnType<typeof parseImageSpec>;
+    try {
+      spec = parseImageSpec(name);
+    } catch (error) {
+      throw new StorageError('NOT_FOUND', `no export ${JSON.stringify(name)}: ${(error as Error).message}`);
+    }
     let entry = this.#open.get(name);
     if (!entry) {
       const opening = this.#images.open(spec.pool, spec.image, {
