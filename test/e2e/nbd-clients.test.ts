@@ -115,8 +115,8 @@ test('nbdcopy with 4 connections both ways: identical', { skip }, () => {
 
 test('fio nbd engine: random writes verify with crc32c, also while an OSD is killed -9 and restarted', { skip }, async () => {
   createImage('fio', '256M');
-  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=8M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42'];
-  ok(run('fio', [...common, '--do_verify=1']), 'fio randwrite + verify');
+  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=6M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42'];
+  ok(run('fio', [...common, '--size=2M', '--do_verify=1']), 'fio randwrite + verify');
   // Again while osd.1 dies: fio runs in the background, the OSD is killed -9 mid-run and `shoal up --restart` brings it back.
   const victim = cluster.pidOf('osd.1');
   assert.ok(victim, 'osd.1 pid');
@@ -125,7 +125,8 @@ test('fio nbd engine: random writes verify with crc32c, also while an OSD is kil
   fio.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   fio.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const done = new Promise<number>((resolve) => fio.once('exit', (code) => resolve(code ?? -1)));
-  await new Promise((r) => setTimeout(r, 2500));
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(fio.exitCode, null, 'fio is still writing when the OSD dies');
   process.kill(victim, 'SIGKILL');
   const code = await done;
   assert.equal(code, 0, `fio during the OSD failure:\n${output}`);
