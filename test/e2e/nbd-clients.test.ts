@@ -253,6 +253,24 @@ test('a hostile client gets the protocol errors and the connection (and the gate
   c.write(Buffer.alloc(28, 0xee));
   await waitFor('the connection to close', 10_000, () => (c.closed ? true : undefined));
   ok(run('nbdinfo', ['--size', cluster.uri('data/raw')]), 'nbdinfo after the hostile client');
+  // ABORT is acknowledged, then the server closes.
+  const a = new RawClient(cluster.port);
+  await handshake(a);
+  assert.equal((await a.option(Opt.ABORT, Buffer.alloc(0))).at(-1)?.type, Rep.ACK);
+  await waitFor('the aborted connection to close', 10_000, () => (a.closed ? true : undefined));
+  // The old EXPORT_NAME: size and flags without the 124 zero bytes (NO_ZEROES was set), then commands.
+  const x = new RawClient(cluster.port);
+  await handshake(x);
+  const h = Buffer.alloc(16);
+  h.writeBigUInt64BE(IHAVEOPT, 0);
+  h.writeUInt32BE(Opt.EXPORT_NAME, 8);
+  h.writeUInt32BE(8, 12);
+  x.write(Buffer.concat([h, Buffer.from('data/raw')]));
+  const reply = await x.read(10);
+  assert.equal(Number(reply.readBigUInt64BE(0)), 2 ** 20);
+  assert.equal(reply.readUInt16BE(8) & 1, 1);
+  assert.deepEqual((await x.request(Cmd.READ, 4096, 4096)).data, data);
+  x.end();
   // Garbage instead of a handshake: closed, gateway fine.
   const g = new RawClient(cluster.port);
   await g.read(18);
