@@ -115,7 +115,7 @@ test('nbdcopy with 4 connections both ways: identical', { skip }, () => {
 
 test('fio nbd engine: random writes verify with crc32c, also while an OSD is killed -9 and restarted', { skip }, async () => {
   createImage('fio', '256M');
-  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=6M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42'];
+  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=6M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42', '--verify_state_save=0'];
   ok(run('fio', [...common, '--size=2M', '--do_verify=1']), 'fio randwrite + verify');
   // Again while osd.1 dies: fio runs in the background, the OSD is killed -9 mid-run and `shoal up --restart` brings it back.
   const victim = cluster.pidOf('osd.1');
