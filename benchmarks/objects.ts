@@ -23,7 +23,7 @@ export async function run(): Promise<void> {
   const conf = join(dir, 'shoal.conf');
   writeFileSync(conf, clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000001', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
   const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-pool', '--no-s3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-pool', '--no-s3', '--no-nbd'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout.on('data', (d: Buffer) => (output += d.toString()));
   try {

@@ -35,7 +35,7 @@ export async function run(): Promise<void> {
   const [s3Port] = await freePortPair();
   writeFileSync(join(dir, 'shoal.conf'), clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000002', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
   const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--s3-port', String(s3Port), '--no-pool'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--s3-port', String(s3Port), '--no-pool', '--no-nbd'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise((r) => up.once('exit', r));

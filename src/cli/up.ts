@@ -89,7 +89,7 @@ export function registerUpCommand(program: Command): void {
     .option('--no-s3', 'do not run the S3 gateway')
     .option('--nbd-port <port>', 'port of the NBD gateway', String(defaultPorts.nbd))
     .option('--no-nbd', 'do not run the NBD gateway')
-    .action(async (options: UpOptions) => {
+    .action(async (options: UpOptions, command: Command) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
       const osds = count('--osds', options.osds, 64);
@@ -105,7 +105,13 @@ export function registerUpCommand(program: Command): void {
       ];
       const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
-      const nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
+      let nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
+      // Another cluster on this machine may have the default NBD port: then run without NBD rather than fail.
+      const nbdOptional = command.getOptionValueSource('nbdPort') === 'default';
+      if (nbdPort > 0 && nbdOptional && (await isListening(nbdPort))) {
+        process.stderr.write(`shoal up: port ${nbdPort} is in use; not running the NBD gateway (choose one with --nbd-port)\n`);
+        nbdPort = 0;
+      }
       if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort)], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
@@ -126,8 +132,10 @@ export function registerUpCommand(program: Command): void {
         proc.once('exit', (code, signal) => {
           rmSync(join(dir, `${child.name}.pid`), { force: true });
           if (shuttingDown || child.stopping) return;
-          process.stderr.write(`shoal up: ${child.name} exited (${signal ?? `code ${code}`}); ${options.restart ? 'restarting it' : 'not restarting it (use --restart)'}\n`);
-          if (options.restart) setTimeout(() => !shuttingDown && start(child), 1000);
+          // An NBD gateway on the default port that exits by itself most likely lost the port to another cluster.
+          const restart = options.restart && !(child.name === 'nbd' && nbdOptional && signal === null);
+          process.stderr.write(`shoal up: ${child.name} exited (${signal ?? `code ${code}`}); ${restart ? 'restarting it' : options.restart ? 'not restarting it (see its log)' : 'not restarting it (use --restart)'}\n`);
+          if (restart) setTimeout(() => !shuttingDown && start(child), 1000);
         });
       };
       for (const child of children.filter((c) => c.name.startsWith('mon.'))) start(child);
@@ -178,7 +186,16 @@ export function registerUpCommand(program: Command): void {
         if (nbdPort > 0) {
           const nbd = children.find((c) => c.name === 'nbd') as Child;
           start(nbd);
-          await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
+          try {
+            await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
+          } catch (error) {
+            if (!nbdOptional) throw error;
+            // Lost a race for the default port: go on without NBD.
+            nbd.stopping = true;
+            nbd.process?.kill('SIGTERM');
+            process.stderr.write(`shoal up: the NBD gateway did not start (${(error as Error).message}); running without it\n`);
+            nbdPort = 0;
+          }
         }
       } catch (error) {
         await stopAll('start failed');
@@ -249,15 +266,18 @@ async function ensureS3Admin(dir: string, config: ClusterConfig): Promise<{ acce
   }
 }
 
+function isListening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolveOpen) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolveOpen(true)));
+    socket.once('error', () => resolveOpen(false));
+  });
+}
+
 async function waitForPort(port: number, timeoutMs: number, exited: () => boolean, what = 'the S3 gateway', log = 's3.log'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const open = await new Promise<boolean>((resolveOpen) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => (socket.destroy(), resolveOpen(true)));
-      socket.once('error', () => resolveOpen(false));
-    });
-    if (open) return;
+    if (await isListening(port)) return;
     if (exited()) throw new StorageError('UNAVAILABLE', `${what} exited at start (see ${log})`);
     if (Date.now() > deadline) throw new StorageError('TIMEOUT', `${what} did not listen on port ${port} within ${timeoutMs} ms (see ${log})`);
     await new Promise((r) => setTimeout(r, 100));

@@ -32,7 +32,7 @@ export async function startS3Cluster(prefix: string, options: { osds?: number; r
   // running side by side would join each other's monitors.
   await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 });
   const port = await freePort();
-  const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', '0', '--s3-port', String(port)];
+  const args = ['up', '--dir', dir, '--osds', String(options.osds ?? 3), '--osd-port', '0', '--s3-port', String(port), '--no-nbd'];
   if (options.restart) args.push('--restart');
   const up: ChildProcess = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

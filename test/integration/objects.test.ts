@@ -23,7 +23,7 @@ const setXattr = wire.ObjectOp.Kind.KIND_SETXATTR;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 async function startUp(): Promise<void> {
-  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--no-s3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--no-s3', '--no-nbd'], { stdio: ['ignore', 'pipe', 'pipe'] });
   up = child;
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
