@@ -56,9 +56,14 @@ function count(name: string, text: string, max: number): number {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  // A zombie (exited, not yet reaped by whoever adopted it) answers signal 0 but runs no more.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
@@ -112,12 +117,17 @@ export function registerUpCommand(program: Command): void {
         process.stderr.write(`shoal up: port ${nbdPort} is in use; not running the NBD gateway (choose one with --nbd-port)\n`);
         nbdPort = 0;
       }
-      if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort)], stopping: false });
+      if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort), '--exit-with-parent'], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
           const pid = Number(readFileSync(pidFile, 'utf8'));
-          if (Number.isInteger(pid) && isAlive(pid)) throw new StorageError('ALREADY_EXISTS', `${child.name} already runs (pid ${pid}); is another \`shoal up\` using ${dir}?`);
+          if (Number.isInteger(pid) && isAlive(pid)) {
+            // The monitors and OSDs of DIR are not running (checked first), so a gateway still running is an orphan of
+            // a supervisor that was killed: it holds no state, stop it and start a new one.
+            if (child.name === 'nbd' && isOrphanGateway(pid, confPath)) await stopOrphan(pid);
+            else throw new StorageError('ALREADY_EXISTS', `${child.name} already runs (pid ${pid}); is another \`shoal up\` using ${dir}?`);
+          }
         }
       }
       let shuttingDown = false;
@@ -263,6 +273,23 @@ async function ensureS3Admin(dir: string, config: ClusterConfig): Promise<{ acce
     return key;
   } finally {
     await client.stop();
+  }
+}
+
+function isOrphanGateway(pid: number, confPath: string): boolean {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes('nbd') && args.includes(confPath) && args.includes('--exit-with-parent');
+  } catch {
+    return false;
+  }
+}
+
+async function stopOrphan(pid: number): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  for (let waited = 0; isAlive(pid); waited += 100) {
+    if (waited > 10_000) process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
