@@ -249,6 +249,15 @@ test('a hostile client gets the protocol errors and the connection (and the gate
   assert.equal((await c.request(Cmd.WRITE, 4096, 4096, data, 1)).error, 0, 'FUA write');
   assert.deepEqual((await c.request(Cmd.READ, 4096, 4096)).data, data);
   assert.equal((await c.request(Cmd.FLUSH, 0, 0)).error, 0);
+  // Multi-conn: a second connection to the same export sees every write acknowledged on the first, and vice versa.
+  const second = new RawClient(cluster.port);
+  await handshake(second);
+  assert.equal((await second.option(Opt.GO, goData('data/raw', [])).then((r) => r.at(-1)))?.type, Rep.ACK);
+  assert.deepEqual((await second.request(Cmd.READ, 4096, 4096)).data, data);
+  const more = randomBytes(1000);
+  assert.equal((await second.request(Cmd.WRITE, 9000, 1000, more)).error, 0, 'unaligned write allowed: this client did not ask for block sizes');
+  assert.deepEqual((await c.request(Cmd.READ, 8704, 1536)).data.subarray(296, 1296), more);
+  second.end();
   // A bad magic cannot be resynchronised: the server closes this connection, and only this one.
   c.write(Buffer.alloc(28, 0xee));
   await waitFor('the connection to close', 10_000, () => (c.closed ? true : undefined));
