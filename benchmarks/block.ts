@@ -8,12 +8,14 @@
  * `--clientname=admin`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
+import { randomBytes } from 'node:crypto';
+import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
+import { closedLoop, percentile } from './lib/stats.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 const imageBytes = 512 * 2 ** 20;
@@ -104,11 +106,34 @@ export async function run(): Promise<void> {
     const create = spawnSync(process.execPath, [cli, '--conf', conf, 'image', 'create', 'data/bench', '--size', String(imageBytes)], { encoding: 'utf8' });
     if (create.status !== 0) throw new Error(`image create failed: ${create.stderr}`);
     console.log(`cluster: 1 monitor + 3 OSD processes + NBD gateway on 127.0.0.1, pool "data" size 3; image data/bench ${imageBytes / 2 ** 20} MiB, 4 MiB objects; fio ${spawnSync('fio', ['--version'], { encoding: 'utf8' }).stdout.trim()} nbd engine, 1 job; ${seconds} s per timed phase`);
+    // The NBD layer's own cost: right after each 4 KiB phase, the same random I/O sent straight to the image's data
+    // objects by the object client (what the gateway does per request), 16 in flight.
+    const client = new ObjectClient(parseClusterConfig(readFileSync(conf, 'utf8')));
+    await client.start();
+    const objects = imageBytes / (4 * 2 ** 20);
+    const block = randomBytes(4096);
+    const where = () => ({ name: dataObject('bench', Math.floor(Math.random() * objects)), offset: Math.floor(Math.random() * 1024) * 4096 });
     const shoal = new Map<string, Figures>();
+    const direct = new Map<string, Figures>();
     for (const phase of phases) {
       const f = fio(['--ioengine=nbd', `--uri=nbd://127.0.0.1:${nbdPort}/data/bench`], phase);
       shoal.set(phase.name, f);
       console.log(`shoal nbd  ${line(phase.name, f)}`);
+      if (phase.bs !== '4k') continue;
+      const result = await closedLoop(16, { seconds }, async () => {
+        const at = where();
+        if (phase.rw === 'randwrite') await client.write('data', at.name, at.offset, block);
+        else await client.get('data', at.name, { offset: at.offset, length: 4096 });
+        return 4096;
+      });
+      const d = { iops: result.ops / result.seconds, mibps: result.bytes / result.seconds / 2 ** 20, p99Ms: percentile(result.latenciesMs, 99) };
+      direct.set(phase.name, d);
+      console.log(`objects    ${line(phase.name, d)}   (object client straight to the data objects)`);
+    }
+    await client.stop();
+    for (const [name, d] of direct) {
+      const ours = shoal.get(name) as Figures;
+      console.log(`${name.padEnd(24)} NBD / object client: ${(ours.iops / d.iops).toFixed(2)} (the NBD layer's own cost, one more process hop; 1.00 = none)`);
     }
     const cephImage = option('ceph-rbd', 'SHOAL_BENCH_CEPH_RBD');
     let ceph: Map<string, Figures> | undefined;

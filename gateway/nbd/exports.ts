@@ -21,6 +21,8 @@ export class ExportRegistry {
   readonly #owner: string;
   readonly #breakDeadLocks: boolean;
   #open = new Map<string, Entry>();
+  /** Images being closed: a new open of the same name waits, so it never races the old lock's release. */
+  #closing = new Map<string, Promise<void>>();
 
   constructor(client: ObjectClient, images: BlockImages, owner: string, breakDeadLocks: boolean) {
     this.#client = client;
@@ -31,8 +33,17 @@ export class ExportRegistry {
 
   async acquire(name: string): Promise<ExportHandle> {
     if (name === '') throw new StorageError('NOT_FOUND', 'name an export: POOL/IMAGE (or POOL/IMAGE@SNAP, read-only)');
-    const spec = parseImageSpec(name);
+    let spec: ReturnType<typeof parseImageSpec>;
+    try {
+      spec = parseImageSpec(name);
+    } catch (error) {
+      throw new StorageError('NOT_FOUND', `no export ${JSON.stringify(name)}: ${(error as Error).message}`);
+    }
     let entry = this.#open.get(name);
+    while (!entry && this.#closing.has(name)) {
+      await this.#closing.get(name);
+      entry = this.#open.get(name);
+    }
     if (!entry) {
       const opening = this.#images.open(spec.pool, spec.image, {
         owner: this.#owner,
@@ -60,7 +71,11 @@ export class ExportRegistry {
         released = true;
         if (--current.users > 0) return;
         if (this.#open.get(name) === current) this.#open.delete(name);
-        await opened.close();
+        const closing = opened.close().finally(() => {
+          if (this.#closing.get(name) === closing) this.#closing.delete(name);
+        });
+        this.#closing.set(name, closing);
+        await closing;
       },
     };
   }

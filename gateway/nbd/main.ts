@@ -15,6 +15,8 @@ export interface NbdDaemonOptions {
   breakDeadLocks: boolean;
   logLevel: LogLevel;
   logJson: boolean;
+  /** Stop when the parent process goes away (a gateway run by `shoal up` does not outlive its supervisor). */
+  exitWithParent?: boolean;
   onListening?: (address: string) => void;
 }
 
@@ -42,5 +44,16 @@ export async function runNbdDaemon(options: NbdDaemonOptions): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    if (options.exitWithParent) {
+      const parent = process.ppid;
+      const timer = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(timer);
+        stop('parent exited');
+        // With the whole cluster gone, releasing locks could wait for the op timeout: they expire by themselves.
+        setTimeout(() => process.exit(0), 5000).unref();
+      }, 1000);
+      timer.unref();
+    }
   });
 }

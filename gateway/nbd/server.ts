@@ -63,6 +63,8 @@ const discardLengthMax = 128 * 1024 * 1024;
 /** BLOCK_STATUS answers at most this much per request (clients ask again for the rest). */
 const statusLengthMax = 1024 * 1024 * 1024;
 const allocationContextId = 1;
+/** Bytes of reads and writes one connection may have in flight (its replies wait in memory until sent). */
+const inflightBytesMax = 256 * 1024 * 1024;
 
 export interface NbdServer {
   readonly address: string;
@@ -189,6 +191,7 @@ class Connection {
   #export: ExportHandle | undefined;
   #alignment = 1;
   #inflight = 0;
+  #inflightBytes = 0;
   #slotWaiters: (() => void)[] = [];
   #closed = false;
 
@@ -363,14 +366,17 @@ class Connection {
     this.#send(encodeOptionReply(option, Rep.ACK));
   }
 
-  async #slot(): Promise<void> {
-    while (this.#inflight >= this.#inflightMax) await new Promise<void>((r) => this.#slotWaiters.push(r));
+  /** Waits for room: at most `inflightMax` requests and `inflightBytesMax` bytes of reads and writes per connection. */
+  async #slot(bytes: number): Promise<void> {
+    while (this.#inflight >= this.#inflightMax || (this.#inflight > 0 && this.#inflightBytes + bytes > inflightBytesMax)) await new Promise<void>((r) => this.#slotWaiters.push(r));
     this.#inflight++;
+    this.#inflightBytes += bytes;
   }
 
-  #done(): void {
+  #done(bytes: number): void {
     this.#inflight--;
-    this.#slotWaiters.shift()?.();
+    this.#inflightBytes -= bytes;
+    for (const wake of this.#slotWaiters.splice(0)) wake();
   }
 
   async #drain(): Promise<void> {
@@ -396,14 +402,15 @@ class Connection {
         this.#error(request, problem.errno, problem.message);
         continue;
       }
-      await this.#slot();
+      const bytes = request.type === Cmd.READ || request.type === Cmd.WRITE ? request.length : 0;
+      await this.#slot(bytes);
       this.#execute(request, image, payload)
         .catch((error: unknown) => {
           const e = StorageError.from(error);
           if (e.code === 'INTERNAL') this.#logger.error('command failed', { type: request.type, offset: request.offset, length: request.length, error: e.message });
           this.#error(request, nbdErrnoFor(e.code), e.message);
         })
-        .finally(() => this.#done());
+        .finally(() => this.#done(bytes));
     }
   }
 

@@ -9,6 +9,7 @@ import { StorageError, isStorageError, silentLogger, type Logger } from '../comm
 import type { ObjectClient } from '../client/index.js';
 import { wire, type Eversion } from '../protocol/index.js';
 import {
+  checkSnapName,
   cloneObject,
   dataObject,
   decodeHeader,
@@ -33,6 +34,12 @@ type Op = wire.ObjectOp.$Properties;
 
 /** Objects handled at once by whole-image operations (rollback, flatten, snapshot removal, export). */
 export const imageOpConcurrency = 8;
+/** Objects zeroed or freed at once by one discard or write-zeroes. */
+const zeroConcurrency = 32;
+/** Objects one allocation query looks at when it has to read (snapshots, clones); callers ask again for the rest. */
+const allocationObjectsMax = 8;
+/** Objects one allocation query stats on a plain image. */
+const allocationStatsMax = 256;
 
 export interface Extent {
   offset: number;
@@ -249,15 +256,16 @@ export class Image {
   /** Zeroes a range; with `punch` whole objects are freed (discard / TRIM), else zeros are stored (NO_HOLE). */
   async zero(offset: number, length: number, punch: boolean): Promise<void> {
     this.#checkRange(offset, length);
+    const parts = pieces(offset, length, this.objectSize);
+    // A zeroed range may span thousands of objects (a discard of a whole disk): a bounded number at a time.
     await this.#asWrite(() =>
-      Promise.all(
-        pieces(offset, length, this.objectSize).map((p) => {
-          const toEnd = p.objectOffset + p.length >= this.objectSize || p.index * this.objectSize + p.objectOffset + p.length >= this.#header.size;
-          if (punch && p.objectOffset === 0 && toEnd) return this.#freeObject(p.index);
-          if (punch) return this.#zeroExisting(p);
-          return this.#writePiece(p, Buffer.alloc(p.length));
-        }),
-      ),
+      eachLimited(parts.length, zeroConcurrency, (i) => {
+        const p = parts[i] as Piece;
+        const toEnd = p.objectOffset + p.length >= this.objectSize || p.index * this.objectSize + p.objectOffset + p.length >= this.#header.size;
+        if (punch && p.objectOffset === 0 && toEnd) return this.#freeObject(p.index);
+        if (punch) return this.#zeroExisting(p);
+        return this.#writePiece(p, Buffer.alloc(p.length));
+      }),
     );
   }
 
@@ -399,7 +407,11 @@ export class Image {
   /** base:allocation: which parts of the range hold data, and which are holes (zeros). */
   async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
     this.#checkRange(offset, length);
-    if (this.#snap || this.#header.parent) {
+    const reads = this.#snap !== undefined || this.#header.parent !== undefined;
+    // Answers may be shorter than asked (the NBD client asks again from where it ends): at most so many objects.
+    const limit = (Math.floor(offset / this.objectSize) + (reads ? allocationObjectsMax : allocationStatsMax)) * this.objectSize - offset;
+    length = Math.min(length, limit);
+    if (reads) {
       // Snapshots and clones: what a read would see (parent data counts as data).
       return (await this.readExtents(offset, length)).map((e) => ({ offset: e.offset, length: e.length, hole: !e.data, zero: !e.data }));
     }
@@ -437,11 +449,7 @@ export class Image {
   }
 
   async #eachObject(count: number, fn: (index: number) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < count) await fn(next++);
-    };
-    await Promise.all(Array.from({ length: Math.min(imageOpConcurrency, count) }, worker));
+    await eachLimited(count, imageOpConcurrency, fn);
   }
 
   #objectsFor(bytes: number): number {
@@ -602,6 +610,10 @@ export class Image {
 
   /** Runs an operation another process asked the lock holder for (see BlockImages.requestFromHolder). */
   async serveRequest(request: HolderRequest): Promise<void> {
+    if (typeof request?.name !== 'string') throw new StorageError('INVALID_ARGUMENT', 'a request names a snapshot');
+    checkSnapName(request.name);
+    // Clones may have been added to the header by other processes since it was read.
+    await this.refresh();
     if (request.op === 'snap-create') await this.snapCreate(request.name);
     else if (request.op === 'snap-rm') await this.snapRemove(request.name);
     else throw new StorageError('INVALID_ARGUMENT', `unknown request ${String((request as { op?: unknown }).op)}`);
@@ -638,6 +650,15 @@ function pad(data: Buffer, length: number): Buffer {
   const out = Buffer.alloc(length);
   data.copy(out);
   return out;
+}
+
+/** Runs `fn` over [0, count) with at most `limit` at once. */
+async function eachLimited(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
 }
 
 function ignoreNotFound(error: unknown): void {

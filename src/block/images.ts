@@ -101,9 +101,8 @@ export class BlockImages {
     let watch: { stop(): Promise<void> } | undefined;
     try {
       watch = await this.#client.watch(pool, headerObject(name), async ({ payload }) => {
-        const request = JSON.parse(payload.toString('utf8')) as HolderRequest;
         try {
-          await image.serveRequest(request);
+          await image.serveRequest(JSON.parse(payload.toString('utf8')) as HolderRequest);
           return Buffer.from(JSON.stringify({ ok: true }));
         } catch (error) {
           const e = StorageError.from(error);

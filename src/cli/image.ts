@@ -236,9 +236,10 @@ export function registerNbdCommand(program: Command): void {
     .option('--port <port>', 'port to listen on', '10809')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--break-dead-locks', 'take over images whose lock holder stopped renewing its lease')
+    .option('--exit-with-parent', 'stop when the parent process exits (how `shoal up` runs it)')
     .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('info'))
     .option('--log-json', 'log JSON lines')
-    .action(async (o: { port: string; host: string; breakDeadLocks?: boolean; logLevel: string; logJson?: boolean }, command: Command) => {
+    .action(async (o: { port: string; host: string; breakDeadLocks?: boolean; exitWithParent?: boolean; logLevel: string; logJson?: boolean }, command: Command) => {
       if (!isLogLevel(o.logLevel)) throw new StorageError('INVALID_ARGUMENT', `unknown log level ${o.logLevel}`);
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StorageError('INVALID_ARGUMENT', `--port must be 0-65535: ${o.port}`);
@@ -248,6 +249,7 @@ export function registerNbdCommand(program: Command): void {
         host: o.host,
         port,
         breakDeadLocks: o.breakDeadLocks === true,
+        exitWithParent: o.exitWithParent === true,
         logLevel: o.logLevel as LogLevel,
         logJson: o.logJson ?? false,
         onListening: (address) => print(`NBD gateway listening on nbd://${address}`),

@@ -58,9 +58,14 @@ function count(name: string, text: string, max: number): number {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  // A zombie (exited, not yet reaped by whoever adopted it) answers signal 0 but runs no more.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
@@ -92,7 +97,7 @@ export function registerUpCommand(program: Command): void {
     .option('--nbd-port <port>', 'port of the NBD gateway', String(defaultPorts.nbd))
     .option('--no-nbd', 'do not run the NBD gateway')
     .option('--mount <path>', 'mount the filesystem "default" (created if missing) on this directory with FUSE')
-    .action(async (options: UpOptions) => {
+    .action(async (options: UpOptions, command: Command) => {
       const dir = resolve(options.dir);
       mkdirSync(dir, { recursive: true });
       const osds = count('--osds', options.osds, 64);
@@ -108,15 +113,26 @@ export function registerUpCommand(program: Command): void {
       ];
       const s3Port = options.s3 === false ? 0 : count('--s3-port', options.s3Port, 65535);
       if (s3Port > 0) children.push({ name: 's3', args: ['s3', '--conf', confPath, '--host', '127.0.0.1', '--port', String(s3Port)], stopping: false });
-      const nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
-      if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort)], stopping: false });
+      let nbdPort = options.nbd === false ? 0 : count('--nbd-port', options.nbdPort, 65535);
+      // Another cluster on this machine may have the default NBD port: then run without NBD rather than fail.
+      const nbdOptional = command.getOptionValueSource('nbdPort') === 'default';
+      if (nbdPort > 0 && nbdOptional && (await isListening(nbdPort))) {
+        process.stderr.write(`shoal up: port ${nbdPort} is in use; not running the NBD gateway (choose one with --nbd-port)\n`);
+        nbdPort = 0;
+      }
+      if (nbdPort > 0) children.push({ name: 'nbd', args: ['nbd', '--conf', confPath, '--host', '127.0.0.1', '--port', String(nbdPort), '--exit-with-parent'], stopping: false });
       const mountPath = options.mount ? resolve(options.mount) : undefined;
       if (mountPath) children.push({ name: 'mount', args: ['mount', 'default', mountPath, '--conf', confPath, '-o', 'allow_other'], stopping: false });
       for (const child of children) {
         const pidFile = join(dir, `${child.name}.pid`);
         if (existsSync(pidFile)) {
           const pid = Number(readFileSync(pidFile, 'utf8'));
-          if (Number.isInteger(pid) && isAlive(pid)) throw new StorageError('ALREADY_EXISTS', `${child.name} already runs (pid ${pid}); is another \`shoal up\` using ${dir}?`);
+          if (Number.isInteger(pid) && isAlive(pid)) {
+            // The monitors and OSDs of DIR are not running (checked first), so a gateway still running is an orphan of
+            // a supervisor that was killed: it holds no state, stop it and start a new one.
+            if (child.name === 'nbd' && isOrphanGateway(pid, confPath)) await stopOrphan(pid);
+            else throw new StorageError('ALREADY_EXISTS', `${child.name} already runs (pid ${pid}); is another \`shoal up\` using ${dir}?`);
+          }
         }
       }
       let shuttingDown = false;
@@ -131,8 +147,10 @@ export function registerUpCommand(program: Command): void {
         proc.once('exit', (code, signal) => {
           rmSync(join(dir, `${child.name}.pid`), { force: true });
           if (shuttingDown || child.stopping) return;
-          process.stderr.write(`shoal up: ${child.name} exited (${signal ?? `code ${code}`}); ${options.restart ? 'restarting it' : 'not restarting it (use --restart)'}\n`);
-          if (options.restart) setTimeout(() => !shuttingDown && start(child), 1000);
+          // An NBD gateway on the default port that exits by itself most likely lost the port to another cluster.
+          const restart = options.restart && !(child.name === 'nbd' && nbdOptional && signal === null);
+          process.stderr.write(`shoal up: ${child.name} exited (${signal ?? `code ${code}`}); ${restart ? 'restarting it' : options.restart ? 'not restarting it (see its log)' : 'not restarting it (use --restart)'}\n`);
+          if (restart) setTimeout(() => !shuttingDown && start(child), 1000);
         });
       };
       for (const child of children.filter((c) => c.name.startsWith('mon.'))) start(child);
@@ -183,7 +201,16 @@ export function registerUpCommand(program: Command): void {
         if (nbdPort > 0) {
           const nbd = children.find((c) => c.name === 'nbd') as Child;
           start(nbd);
-          await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
+          try {
+            await waitForPort(nbdPort, 30_000, () => nbd.process?.exitCode !== null && nbd.process?.exitCode !== undefined, 'NBD gateway', 'nbd.log');
+          } catch (error) {
+            if (!nbdOptional) throw error;
+            // Lost a race for the default port: go on without NBD.
+            nbd.stopping = true;
+            nbd.process?.kill('SIGTERM');
+            process.stderr.write(`shoal up: the NBD gateway did not start (${(error as Error).message}); running without it\n`);
+            nbdPort = 0;
+          }
         }
         if (mountPath) {
           await ensureDefaultFileSystem(config);
@@ -261,15 +288,35 @@ async function ensureS3Admin(dir: string, config: ClusterConfig): Promise<{ acce
   }
 }
 
+function isOrphanGateway(pid: number, confPath: string): boolean {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes('nbd') && args.includes(confPath) && args.includes('--exit-with-parent');
+  } catch {
+    return false;
+  }
+}
+
+async function stopOrphan(pid: number): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  for (let waited = 0; isAlive(pid); waited += 100) {
+    if (waited > 10_000) process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function isListening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolveOpen) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolveOpen(true)));
+    socket.once('error', () => resolveOpen(false));
+  });
+}
+
 async function waitForPort(port: number, timeoutMs: number, exited: () => boolean, what = 'the S3 gateway', log = 's3.log'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const open = await new Promise<boolean>((resolveOpen) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => (socket.destroy(), resolveOpen(true)));
-      socket.once('error', () => resolveOpen(false));
-    });
-    if (open) return;
+    if (await isListening(port)) return;
     if (exited()) throw new StorageError('UNAVAILABLE', `${what} exited at start (see ${log})`);
     if (Date.now() > deadline) throw new StorageError('TIMEOUT', `${what} did not listen on port ${port} within ${timeoutMs} ms (see ${log})`);
     await new Promise((r) => setTimeout(r, 100));

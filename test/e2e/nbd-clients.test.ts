@@ -115,8 +115,8 @@ test('nbdcopy with 4 connections both ways: identical', { skip }, () => {
 
 test('fio nbd engine: random writes verify with crc32c, also while an OSD is killed -9 and restarted', { skip }, async () => {
   createImage('fio', '256M');
-  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=8M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42'];
-  ok(run('fio', [...common, '--do_verify=1']), 'fio randwrite + verify');
+  const common = ['--name=v', '--ioengine=nbd', `--uri=${cluster.uri('data/fio')}`, '--rw=randwrite', '--bs=4k', '--size=6M', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--randseed=42', '--verify_state_save=0'];
+  ok(run('fio', [...common, '--size=2M', '--do_verify=1']), 'fio randwrite + verify');
   // Again while osd.1 dies: fio runs in the background, the OSD is killed -9 mid-run and `shoal up --restart` brings it back.
   const victim = cluster.pidOf('osd.1');
   assert.ok(victim, 'osd.1 pid');
@@ -125,7 +125,8 @@ test('fio nbd engine: random writes verify with crc32c, also while an OSD is kil
   fio.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   fio.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const done = new Promise<number>((resolve) => fio.once('exit', (code) => resolve(code ?? -1)));
-  await new Promise((r) => setTimeout(r, 2500));
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(fio.exitCode, null, 'fio is still writing when the OSD dies');
   process.kill(victim, 'SIGKILL');
   const code = await done;
   assert.equal(code, 0, `fio during the OSD failure:\n${output}`);
@@ -248,10 +249,37 @@ test('a hostile client gets the protocol errors and the connection (and the gate
   assert.equal((await c.request(Cmd.WRITE, 4096, 4096, data, 1)).error, 0, 'FUA write');
   assert.deepEqual((await c.request(Cmd.READ, 4096, 4096)).data, data);
   assert.equal((await c.request(Cmd.FLUSH, 0, 0)).error, 0);
+  // Multi-conn: a second connection to the same export sees every write acknowledged on the first, and vice versa.
+  const second = new RawClient(cluster.port);
+  await handshake(second);
+  assert.equal((await second.option(Opt.GO, goData('data/raw', [])).then((r) => r.at(-1)))?.type, Rep.ACK);
+  assert.deepEqual((await second.request(Cmd.READ, 4096, 4096)).data, data);
+  const more = randomBytes(1000);
+  assert.equal((await second.request(Cmd.WRITE, 9000, 1000, more)).error, 0, 'unaligned write allowed: this client did not ask for block sizes');
+  assert.deepEqual((await c.request(Cmd.READ, 8704, 1536)).data.subarray(296, 1296), more);
+  second.end();
   // A bad magic cannot be resynchronised: the server closes this connection, and only this one.
   c.write(Buffer.alloc(28, 0xee));
   await waitFor('the connection to close', 10_000, () => (c.closed ? true : undefined));
   ok(run('nbdinfo', ['--size', cluster.uri('data/raw')]), 'nbdinfo after the hostile client');
+  // ABORT is acknowledged, then the server closes.
+  const a = new RawClient(cluster.port);
+  await handshake(a);
+  assert.equal((await a.option(Opt.ABORT, Buffer.alloc(0))).at(-1)?.type, Rep.ACK);
+  await waitFor('the aborted connection to close', 10_000, () => (a.closed ? true : undefined));
+  // The old EXPORT_NAME: size and flags without the 124 zero bytes (NO_ZEROES was set), then commands.
+  const x = new RawClient(cluster.port);
+  await handshake(x);
+  const h = Buffer.alloc(16);
+  h.writeBigUInt64BE(IHAVEOPT, 0);
+  h.writeUInt32BE(Opt.EXPORT_NAME, 8);
+  h.writeUInt32BE(8, 12);
+  x.write(Buffer.concat([h, Buffer.from('data/raw')]));
+  const reply = await x.read(10);
+  assert.equal(Number(reply.readBigUInt64BE(0)), 2 ** 20);
+  assert.equal(reply.readUInt16BE(8) & 1, 1);
+  assert.deepEqual((await x.request(Cmd.READ, 4096, 4096)).data, data);
+  x.end();
   // Garbage instead of a handshake: closed, gateway fine.
   const g = new RawClient(cluster.port);
   await g.read(18);
@@ -285,4 +313,41 @@ test('exclusive lock: while the gateway serves an image, another writer gets a c
   // Released when the last connection ended.
   await waitFor('the lock to be released', 10_000, () => (cluster.shoal(['image', 'resize', 'data/locked', '--size', '16M']).status === 0 ? true : undefined), 300);
   assert.match(ok(cluster.shoal(['image', 'info', 'data/locked', '--json']), 'info'), /"size":16777216/);
+});
+
+test("a dead holder's lock: refused with a clear error until broken on request; a restarted gateway takes its own back", { skip }, async () => {
+  createImage('dead', '8M');
+  createImage('own', '8M');
+  const c = new RawClient(cluster.port);
+  await handshake(c);
+  assert.equal((await c.option(Opt.GO, goData('data/dead', [])).then((r) => r.at(-1)))?.type, Rep.ACK);
+  assert.equal((await c.request(Cmd.WRITE, 0, 4096, Buffer.alloc(4096, 9))).error, 0);
+  const own = new RawClient(cluster.port);
+  await handshake(own);
+  assert.equal((await own.option(Opt.GO, goData('data/own', [])).then((r) => r.at(-1)))?.type, Rep.ACK);
+  // kill -9 the gateway while it holds the lock: nobody renews it any more. `shoal up --restart` starts it again.
+  const gateway = cluster.pidOf('nbd');
+  assert.ok(gateway);
+  process.kill(gateway, 'SIGKILL');
+  await waitFor('the connection to drop', 10_000, () => (c.closed ? true : undefined));
+  await waitFor('the gateway to be restarted', 30_000, () => {
+    const pid = cluster.pidOf('nbd');
+    return pid && pid !== gateway ? pid : undefined;
+  });
+  // The restarted gateway (same lock owner name) serves an image whose lock its dead self still holds, at once.
+  await waitFor('the restarted gateway to serve data/own', 10_000, () => (run('qemu-io', ['-f', 'raw', cluster.uri('data/own'), '-c', 'write -P 3 0 4k']).status === 0 ? true : undefined), 300);
+  // Still within the lease: another writer is refused even with --break-lock.
+  const early = cluster.shoal(['image', 'resize', 'data/dead', '--size', '16M', '--break-lock']);
+  assert.match(early.stderr, /BUSY: image data\/dead is locked by nbd@/);
+  // After the 15 s lease the holder is dead: refused with that said, then broken when asked.
+  const dead = await waitFor('the lease to expire', 40_000, () => {
+    const r = cluster.shoal(['image', 'resize', 'data/dead', '--size', '16M']);
+    return /lease expired .* dead holder: break it with --break-lock/.test(r.stderr) ? r : undefined;
+  }, 2000);
+  assert.equal(dead.status, 6);
+  ok(cluster.shoal(['image', 'resize', 'data/dead', '--size', '16M', '--break-lock']), 'resize breaking the dead lock');
+  // The data written before the crash is there, through the restarted gateway.
+  await waitFor('the restarted gateway to listen', 30_000, () => (run('nbdinfo', ['--size', cluster.uri('data/dead')]).status === 0 ? true : undefined), 500);
+  assert.equal(run('nbdinfo', ['--size', cluster.uri('data/dead')]).stdout.trim(), String(16 * 2 ** 20));
+  ok(run('qemu-io', ['-f', 'raw', cluster.uri('data/dead'), '-c', 'read -P 9 0 4k']), 'data survived the gateway crash');
 });

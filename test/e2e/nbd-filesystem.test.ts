@@ -125,7 +125,7 @@ function writeTree(root: string): void {
     mkdirSync(join(root, `dir${d}`, 'sub'), { recursive: true });
     for (let f = 0; f < 12; f++) writeFileSync(join(root, `dir${d}`, f % 2 ? 'sub' : '', `file${f}`), randomBytes(1 + ((d * 7919 + f * 104729) % 300_000)));
   }
-  writeFileSync(join(root, 'big.bin'), randomBytes(24 * 2 ** 20));
+  writeFileSync(join(root, 'big.bin'), randomBytes(12 * 2 ** 20));
   symlinkSync('dir0/file0', join(root, 'link'));
 }
 
