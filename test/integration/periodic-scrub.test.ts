@@ -97,9 +97,15 @@ test('periodic deep scrubs find rotted copies (PGs active+inconsistent); with au
   // The same OSDs with autoRepair: the bad copies are rewritten and every PG turns clean.
   await stopOsds();
   await startOsds({ ...scrubbing, autoRepair: true });
-  await waitFor('every PG clean again', 60_000, async () => ([...(await pgStates()).values()].every((s) => s === 'active+clean') ? true : undefined), 300);
+  // (A restarted OSD forgets earlier findings until it scrubs again, so the copies on disk are what is checked.)
+  const victimStore = stores[victim] as LevelStore;
   for (const name of rotted) {
     const oid = { pg: pgIdToString(placement.mapObject(1, name).pgId), name };
-    assert.equal(md5(await (stores[victim] as LevelStore).read(oid)), md5(contents.get(name) as Buffer), `${name}: osd.${victim}'s copy was rewritten`);
+    const repaired = await waitFor(`${name}: osd.${victim}'s copy rewritten`, 60_000, async () => {
+      const data = await victimStore.read(oid).catch(() => undefined);
+      return data && md5(data) === md5(contents.get(name) as Buffer) ? true : undefined;
+    }, 300);
+    assert.equal(repaired, true);
   }
+  await waitFor('every PG clean again', 60_000, async () => ([...(await pgStates()).values()].every((s) => s === 'active+clean') ? true : undefined), 300);
 });
