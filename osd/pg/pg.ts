@@ -76,7 +76,7 @@ export const defaultPgSettings: PgSettings = {
   peerTimeoutMs: 30_000,
   peeringRetryMs: 1_000,
   recoveryPageSize: 1_000,
-  recoveryOpsMax: 2,
+  recoveryOpsMax: 1,
   recoverySleepMs: 0,
 };
 

@@ -51,7 +51,7 @@ export interface OsdSettings {
 }
 
 export const defaultOsdSettings: OsdSettings = {
-  recoveryOpsMax: 2,
+  recoveryOpsMax: 1,
   recoverySleepMs: 0,
   scrubIntervalMs: 24 * 3600_000,
   deepScrubIntervalMs: 7 * 24 * 3600_000,
