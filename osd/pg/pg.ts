@@ -147,6 +147,7 @@ interface StoredPg {
   lastEpochStarted: number;
   incomplete: boolean;
   missing: Set<string>;
+  inconsistentObjects: number;
 }
 
 interface Waiter {
@@ -209,6 +210,7 @@ export class PlacementGroup {
     this.#lastEpochStarted = stored.lastEpochStarted;
     this.#incomplete = stored.incomplete;
     this.#localMissing = stored.missing;
+    this.#inconsistentObjects = stored.inconsistentObjects;
   }
 
   /** Opens a PG from what the store holds (an empty history when it holds nothing). */
@@ -230,7 +232,7 @@ export class PlacementGroup {
     for await (const e of PlacementGroup.#metaPages(ctx, name, missingKeyPrefix)) missing.add(e.key.slice(missingKeyPrefix.length));
     const tail = versionFromWire(info?.logTail);
     const log = new PgLog(ctx.settings.logEntriesMax, tail, entries.filter((e) => compareVersions(e.version, tail) > 0));
-    return { log, lastEpochStarted: Number(info?.lastEpochStarted ?? 0), incomplete: info?.incomplete ?? false, missing };
+    return { log, lastEpochStarted: Number(info?.lastEpochStarted ?? 0), incomplete: info?.incomplete ?? false, missing, inconsistentObjects: info?.inconsistentObjects ?? 0 };
   }
 
   static async *#metaPages(ctx: PgContext, name: string, prefix: string): AsyncGenerator<{ key: string; value: Buffer }> {
@@ -504,7 +506,7 @@ export class PlacementGroup {
   }
 
   #info(): wire.PgStoredInfo.$Properties {
-    return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted, incomplete: this.#incomplete };
+    return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted, incomplete: this.#incomplete, inconsistentObjects: this.#inconsistentObjects };
   }
 
   /** Adds the log entry (and, when the log is trimmed, the deletions and the PG info) to `tx`; appends to the in-memory log. */
@@ -796,7 +798,11 @@ export class PlacementGroup {
     const report = this.#ec && deep ? await this.#ecDeepScrub(this.#ec, repair) : await this.#compareMembers(repair, deep);
     const left = (report.inconsistent?.length ?? 0) - (repair ? (report.repaired ?? 0) : 0);
     // A light scrub cannot see what a deep one finds, so it never clears a deep scrub's finding.
-    if (deep || left > 0) this.#inconsistentObjects = left;
+    if ((deep || left > 0) && left !== this.#inconsistentObjects) {
+      this.#inconsistentObjects = left;
+      // Kept with the PG's info, so the finding survives a restart of this OSD.
+      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+    }
     return report;
   }
 

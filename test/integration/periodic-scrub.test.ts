@@ -94,10 +94,17 @@ test('periodic deep scrubs find rotted copies (PGs active+inconsistent); with au
   }, 300);
   for (const [pg, state] of states) if (!rottedPgs.has(pg)) assert.equal(state, 'active+clean', `${pg} holds no rotted copy`);
 
+  // The finding is kept with the PG: restarted with scrubs far apart, those PGs still show inconsistent.
+  await stopOsds();
+  await startOsds({ ...scrubbing, scrubIntervalMs: 3600_000, deepScrubIntervalMs: 3600_000 });
+  await waitFor('the rotted PGs inconsistent after a restart', 60_000, async () => {
+    const s = await pgStates();
+    return [...s.values()].every((state) => state.startsWith('active')) && [...rottedPgs].every((pg) => s.get(pg)?.includes('inconsistent')) ? true : undefined;
+  }, 300);
+
   // The same OSDs with autoRepair: the bad copies are rewritten and every PG turns clean.
   await stopOsds();
   await startOsds({ ...scrubbing, autoRepair: true });
-  // (A restarted OSD forgets earlier findings until it scrubs again, so the copies on disk are what is checked.)
   const victimStore = stores[victim] as LevelStore;
   for (const name of rotted) {
     const oid = { pg: pgIdToString(placement.mapObject(1, name).pgId), name };
