@@ -10,6 +10,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   store: async () => (await import('./store.js')).run,
   messenger: async () => (await import('./messenger.js')).run,
   s3: async () => (await import('./s3.js')).run,
+  fs: async () => (await import('./fs.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

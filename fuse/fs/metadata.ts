@@ -193,6 +193,29 @@ export class Metadata {
     this.#remember(inode.ino, raw, inode).entries.clear();
   }
 
+  /**
+   * Removes an inode object if `when` holds for its current attributes (compare-and-swap on them, so a link made
+   * meanwhile by another mount keeps it). Returns the inode's data-object list read just before, or undefined if
+   * `when` did not hold.
+   */
+  async removeIf(ino: number, when: (inode: Inode) => boolean): Promise<string[] | undefined> {
+    return this.serial(ino, async () => {
+      for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
+        const r = await this.#execute(ino, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
+        const raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());
+        if (!when(decodeInode(raw))) return undefined;
+        try {
+          await this.#execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: raw }, { kind: Kind.KIND_REMOVE }]);
+          this.#cache.delete(ino);
+          return (r.reply.results[1]?.entries ?? []).map((e) => e.key ?? '');
+        } catch (error) {
+          if (!isPreconditionFailed(error)) throw error;
+        }
+      }
+      throw new StorageError('BUSY', `inode ${ino} kept changing under ${casAttemptsMax} attempts`);
+    });
+  }
+
   async remove(ino: number): Promise<void> {
     this.#cache.delete(ino);
     await this.#client.remove(this.pool, inodeObject(ino)).catch((error: unknown) => {

@@ -410,12 +410,26 @@ export class FileSystem {
 
   // ---- removing names ----
 
-  /** One fewer link to `ino`; at zero the inode and its data go (at the last close if this mount has it open). */
+  /**
+   * One fewer link to `ino`. The last link of a file nobody here has open removes the inode object at once (guarded,
+   * so a link another mount made meanwhile keeps it) and then its data objects; a crash in between leaves data
+   * objects without an inode, which check removes. A file still open here becomes a stray until its last close.
+   */
   async #dropLink(ino: number): Promise<void> {
     const now = Date.now();
+    const open = this.#open.get(ino);
+    if (!open || open.opens === 0) {
+      const objects = await this.metadata.removeIf(ino, (i) => i.nlink <= 1).catch((error: unknown) => {
+        if (error instanceof FsError && error.errno === 'ENOENT') return [];
+        throw error;
+      });
+      if (objects) {
+        await this.data.removeAll(ino, objects.map(parseObjectKey).filter((i): i is number => i !== undefined));
+        return;
+      }
+    }
     const inode = await this.metadata.update(ino, (i) => ({ inode: { ...i, nlink: Math.max(0, i.nlink - 1), ctimeMs: now } }));
     if (inode.nlink > 0) return;
-    const open = this.#open.get(ino);
     if (open && open.opens > 0) {
       open.unlinked = true;
       await this.#client.omapSet(this.#meta, superObject, [[`stray.${ino}`, Buffer.from(this.#client.clientName)]]);
@@ -424,30 +438,17 @@ export class FileSystem {
     await this.purge(ino);
   }
 
-  /** Removes an inode with no links: its data objects, then the inode object. */
-  async purge(ino: number): Promise<void> {
-    const indices: number[] = [];
-    let after = '';
-    for (;;) {
-      let page: { entries: [string, Buffer][]; more: boolean };
-      try {
-        page = await this.#client.omapList(this.#meta, `i.${ino.toString(16)}`, { after, prefix: 'o.', limit: 4096 });
-      } catch (error) {
-        if (isNotFound(error)) break;
-        throw error;
-      }
-      for (const [key] of page.entries) {
-        const index = parseObjectKey(key);
-        if (index !== undefined) indices.push(index);
-      }
-      if (!page.more || page.entries.length === 0) break;
-      after = page.entries.at(-1)?.[0] ?? '';
-    }
+  /** Removes an inode with no links: the inode object, then its data objects (and its stray record). */
+  async purge(ino: number, stray = true): Promise<void> {
+    const objects = (await this.metadata.removeIf(ino, () => true).catch((error: unknown) => {
+      if (error instanceof FsError && error.errno === 'ENOENT') return [];
+      throw error;
+    })) ?? [];
+    const indices = objects.map(parseObjectKey).filter((i): i is number => i !== undefined);
     const open = this.#open.get(ino);
     if (open) for (const i of open.newIndices) if (!indices.includes(i)) indices.push(i);
     await this.data.removeAll(ino, indices);
-    await this.metadata.remove(ino);
-    await this.#client.omapRemove(this.#meta, superObject, [`stray.${ino}`]).catch(() => {});
+    if (stray) await this.#client.omapRemove(this.#meta, superObject, [`stray.${ino}`]).catch(() => {});
   }
 
   async unlink(path: string): Promise<void> {
