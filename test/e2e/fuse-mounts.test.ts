@@ -106,6 +106,31 @@ test('kill -9 of the mount during renames, remount: fs check is clean', { skip }
   assert.ok(!isMounted(m3));
 });
 
+test('an unreachable cluster gives ETIMEDOUT in bounded time, and the mount still unmounts on SIGTERM', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt-frozen');
+  const mount = await cluster.extraMount(m2);
+  fs.writeFileSync(join(m2, 'before'), 'x');
+  // Freeze every OSD (SIGSTOP): the cluster stops answering without closing connections.
+  const osds = ['osd.0', 'osd.1', 'osd.2'].map((n) => cluster.pidOf(n)).filter((p): p is number => p !== undefined);
+  for (const pid of osds) process.kill(pid, 'SIGSTOP');
+  try {
+    const start = Date.now();
+    const r = spawnSync('stat', [join(m2, 'never-created')], { encoding: 'utf8', timeout: 60_000 });
+    const tookMs = Date.now() - start;
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /timed out|Input\/output error/i);
+    assert.ok(tookMs < 30_000, `stat took ${tookMs} ms`);
+    process.stdout.write(`# stat on a frozen cluster failed after ${tookMs} ms: ${r.stderr.trim()}\n`);
+    const stopStart = Date.now();
+    await mount.stop();
+    assert.ok(!isMounted(m2), 'still mounted after SIGTERM');
+    assert.ok(Date.now() - stopStart < 15_000);
+  } finally {
+    for (const pid of osds) process.kill(pid, 'SIGCONT');
+  }
+  await waitFor('the cluster to answer again', 60_000, () => (cluster.cli(['fs', 'check', 'default']).status === 0 ? true : undefined), 1000);
+});
+
 test('data written and fsynced before kill -9 of every daemon is there after restart', { skip }, async () => {
   const m2 = join(cluster.dir, 'mnt-fsync');
   await cluster.extraMount(m2);
