@@ -10,3 +10,4 @@ export * from './metadata.js';
 export * from './data.js';
 export * from './namespace.js';
 export * from './check.js';
+export * from './locks.js';
