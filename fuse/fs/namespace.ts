@@ -92,6 +92,9 @@ interface OpenFile {
   inflight: Set<Promise<void>>;
   error: unknown;
   unlinked: boolean;
+  /** Whole data objects read ahead for sequential reads (dropped by writes, truncates and each open). */
+  readahead: Map<number, Promise<Buffer>>;
+  lastReadEnd: number;
 }
 
 interface Handle {
@@ -153,6 +156,15 @@ export async function readSuperblock(client: ObjectClient, name: string): Promis
 /** libfuse2 renames a file unlinked while open to `.fuse_hidden<id>` until its last close: not a real entry. */
 export function isHidden(name: string): boolean {
   return name.startsWith('.fuse_hidden');
+}
+
+/** Which xattr namespaces are stored: user.* and trusted.* (no ACLs or security labels). */
+function storedXattr(name: string): boolean {
+  return name.startsWith('user.') || name.startsWith('trusted.');
+}
+
+function checkXattrNamespace(name: string): void {
+  if (!storedXattr(name)) throw new FsError('EOPNOTSUPP', `xattr namespace of ${name} is not supported (user.* and trusted.* are)`);
 }
 
 function checkName(name: string): void {
@@ -620,10 +632,12 @@ export class FileSystem {
     const inode = await this.metadata.inode(ino, true);
     let file = this.#open.get(ino);
     if (!file) {
-      file = { ino, opens: 0, dirty: false, size: inode.size, mtimeMs: inode.mtimeMs, newIndices: new Set(), pending: undefined, inflight: new Set(), error: undefined, unlinked: false };
+      file = { ino, opens: 0, dirty: false, size: inode.size, mtimeMs: inode.mtimeMs, newIndices: new Set(), pending: undefined, inflight: new Set(), error: undefined, unlinked: false, readahead: new Map(), lastReadEnd: 0 };
       this.#open.set(ino, file);
     }
     file.opens++;
+    // Close-to-open: data read ahead before this open may be older than what another mount closed since.
+    file.readahead.clear();
     const fd = this.#nextFd++;
     this.#handles.set(fd, { ino, flags });
     return fd;
@@ -646,6 +660,7 @@ export class FileSystem {
     const pending = file.pending;
     if (!pending) return;
     file.pending = undefined;
+    file.readahead.clear();
     const data = pending.parts.length === 1 ? (pending.parts[0] as Buffer) : Buffer.concat(pending.parts, pending.length);
     const p: Promise<void> = this.data
       .write(file.ino, pending.offset, data)
@@ -695,8 +710,31 @@ export class FileSystem {
   async read(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
     const file = this.#file(this.#handle(fd).ino);
     if (file.pending || file.inflight.size > 0) await this.#drain(file);
-    const size = file.dirty ? file.size : (await this.metadata.inode(file.ino)).size;
-    return this.data.read(file.ino, Math.max(size, file.size), position, length, buffer);
+    const size = Math.max(file.dirty ? file.size : (await this.metadata.inode(file.ino)).size, file.size);
+    const n = Math.max(0, Math.min(length, size - position));
+    const objectSize = this.data.objectSize;
+    const index = Math.floor(position / objectSize);
+    const sequential = position === file.lastReadEnd || file.readahead.has(index);
+    file.lastReadEnd = position + n;
+    if (n === 0 || !sequential || Math.floor((position + n - 1) / objectSize) !== index) return this.data.read(file.ino, size, position, length, buffer);
+    // Sequential: whole objects, the next one fetched while this one is served.
+    const object = await this.#readAhead(file, index);
+    if ((index + 1) * objectSize < size) void this.#readAhead(file, index + 1).catch(() => {});
+    const inner = position - index * objectSize;
+    const copied = object.copy(buffer, 0, Math.min(inner, object.length), Math.min(inner + n, object.length));
+    buffer.fill(0, copied, n);
+    return n;
+  }
+
+  #readAhead(file: OpenFile, index: number): Promise<Buffer> {
+    let p = file.readahead.get(index);
+    if (!p) {
+      p = this.data.readObject(file.ino, index);
+      p.catch(() => file.readahead.delete(index));
+      file.readahead.set(index, p);
+      for (const old of file.readahead.keys()) if (file.readahead.size > 3 && old !== index) file.readahead.delete(old);
+    }
+    return p;
   }
 
   /** Writes buffered data and the new size, mtime and object list to the inode (one compare-and-swap). */
@@ -758,6 +796,7 @@ export class FileSystem {
     const listed = await this.metadata.execute(ino, [{ kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
     const indices = (listed.results[0]?.entries ?? []).map((e) => parseObjectKey(e.key ?? '')).filter((i): i is number => i !== undefined);
     // Data first, then the size: a crash in between leaves the old size over zeros, never old bytes past a new end.
+    if (file) file.readahead.clear();
     const removed = await this.data.truncate(ino, size, indices);
     const now = Date.now();
     await this.metadata.update(ino, (i) => ({
@@ -774,6 +813,7 @@ export class FileSystem {
   // ---- extended attributes ----
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    checkXattrNamespace(name);
     const ino = await this.resolve(path);
     if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'xattr names are 1-255 bytes');
     if (value.length > 64 * 1024) throw new FsError('ERANGE', 'xattr values are at most 64 KiB');
@@ -786,6 +826,11 @@ export class FileSystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
+    // ACLs and security labels are not stored (ls -l asks for them on every file): answer without a round trip.
+    if (!storedXattr(name)) {
+      await this.resolve(path);
+      throw new FsError('ENODATA', `no xattr ${name}`);
+    }
     const ino = await this.resolve(path);
     // All of them in one read: a missing xattr must be ENODATA, not the ENOENT of a missing inode.
     const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);
