@@ -35,6 +35,10 @@ export const sbXattr = 'sb';
 const nextInoXattr = 'next';
 const inoBatch = 256;
 const writeBufferMax = 4 * 1024 * 1024;
+/** open(2) flags (Linux x86-64) that turn write-behind off. */
+const O_DIRECT = 0o40000;
+const O_DSYNC = 0o10000;
+const O_SYNC = 0o4010000;
 const writesInflightMax = 4;
 const xattrPrefix = 'x.';
 /** An unreferenced inode younger than this may be a create in progress on a live mount (check leaves it). */
@@ -685,7 +689,8 @@ export class FileSystem {
   }
 
   async write(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
-    const file = this.#file(this.#handle(fd).ino);
+    const handle = this.#handle(fd);
+    const file = this.#file(handle.ino);
     if (file.error) await this.#drain(file);
     if (position + length > fileSizeMax) throw new FsError('EFBIG', `files end at ${fileSizeMax} bytes`);
     // The caller's buffer is reused as soon as we answer: keep a copy.
@@ -700,10 +705,16 @@ export class FileSystem {
       file.pending = { offset: position, parts: [copy], length };
     }
     if ((file.pending?.length ?? 0) >= writeBufferMax) this.#startWrite(file);
-    while (file.inflight.size >= writesInflightMax) await Promise.race([...file.inflight]);
     file.size = Math.max(file.size, position + length);
     file.mtimeMs = Date.now();
     file.dirty = true;
+    // O_DIRECT: the data is in the cluster when write returns; O_SYNC/O_DSYNC: the size too.
+    if (handle.flags & (O_DIRECT | O_SYNC | O_DSYNC)) {
+      if (handle.flags & (O_SYNC | O_DSYNC)) await this.#flushFile(file);
+      else await this.#drain(file);
+      return length;
+    }
+    while (file.inflight.size >= writesInflightMax) await Promise.race([...file.inflight]);
     return length;
   }
 
