@@ -113,6 +113,11 @@ export class Metadata {
     }
   }
 
+  /** Loads into the cache the inodes not cached yet (a listing about to be stat'ed); failures are ignored. */
+  async prefetch(inos: number[]): Promise<void> {
+    await Promise.all(inos.filter((ino) => !this.#fresh(ino)).map((ino) => this.#load(ino).catch(() => undefined)));
+  }
+
   /** The inode's attributes (cached unless `fresh`). */
   async inode(ino: number, fresh = false): Promise<Inode> {
     const c = fresh ? undefined : this.#fresh(ino);

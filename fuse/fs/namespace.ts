@@ -35,6 +35,8 @@ export const sbXattr = 'sb';
 const nextInoXattr = 'next';
 const inoBatch = 256;
 const writeBufferMax = 4 * 1024 * 1024;
+const prefetchBatch = 64;
+const listingPrefetchMs = 60_000;
 /** open(2) flags (Linux x86-64) that turn write-behind off. */
 const O_DIRECT = 0o40000;
 const O_DSYNC = 0o10000;
@@ -199,6 +201,8 @@ export class FileSystem {
   #inoPool: number[] = [];
   #inoRefill: Promise<void> | undefined;
   #liveness: { stop(): Promise<void> } | undefined;
+  /** The last few directory listings, for prefetching the inodes `ls -l` is about to stat. */
+  readonly #listings = new Map<string, { atMs: number; position: Map<string, number>; inos: number[]; prefetchedTo: number }>();
 
   private constructor(client: ObjectClient, sb: Superblock, options: FileSystemOptions) {
     this.#client = client;
@@ -298,7 +302,24 @@ export class FileSystem {
   }
 
   async getattr(path: string): Promise<Stat> {
-    return this.#toStat(await this.metadata.inode(await this.resolve(path)));
+    const ino = await this.resolve(path);
+    this.#prefetchAfter(path);
+    return this.#toStat(await this.metadata.inode(ino));
+  }
+
+  /**
+   * `ls -l` stats every name it listed, one at a time: when a stat lands in a directory listed a moment ago, the
+   * inodes of the next names are fetched together, so most stats find theirs cached.
+   */
+  #prefetchAfter(path: string): void {
+    const slash = path.lastIndexOf('/');
+    const listing = this.#listings.get(path.slice(0, slash) || '/');
+    if (!listing || Date.now() - listing.atMs > listingPrefetchMs) return;
+    const at = listing.position.get(path.slice(slash + 1));
+    if (at === undefined || at < listing.prefetchedTo - prefetchBatch / 2) return;
+    const from = Math.max(at, listing.prefetchedTo);
+    listing.prefetchedTo = from + prefetchBatch;
+    void this.metadata.prefetch(listing.inos.slice(from, from + prefetchBatch));
   }
 
   async fgetattr(fd: number): Promise<Stat> {
@@ -620,7 +641,12 @@ export class FileSystem {
     const ino = await this.resolve(path);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    return (await this.metadata.list(ino)).map(([name]) => name).filter((name) => !isHidden(name));
+    const entries = (await this.metadata.list(ino)).filter(([name]) => !isHidden(name));
+    const key = '/' + splitPath(path).join('/');
+    this.#listings.delete(key);
+    this.#listings.set(key, { atMs: Date.now(), position: new Map(entries.map(([name], i) => [name, i])), inos: entries.map(([, e]) => e.ino), prefetchedTo: 0 });
+    for (const old of this.#listings.keys()) if (this.#listings.size > 4) this.#listings.delete(old);
+    return entries.map(([name]) => name);
   }
 
   // ---- open files ----
