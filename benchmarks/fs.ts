@@ -110,7 +110,8 @@ export async function run(): Promise<void> {
     console.log(ratioLine(`create ${files} files`, ours.createS, theirs.createS * (files / 10_000), false, 's'));
     console.log(ratioLine('ls -l', ours.lsS, theirs.lsS * (files / 10_000), false, 's'));
     console.log(ratioLine('rm -rf', ours.rmS, theirs.rmS * (files / 10_000), false, 's'));
-    console.log(`(command: npm run bench -- fs${cephMount ? ` --ceph-mount ${cephMount}` : ''}; the ceph-fuse metadata times are scaled to ${files} files when fewer than 10000 are used)`);
+    const env = ['SHOAL_BENCH_FS_SIZE', 'SHOAL_BENCH_FS_RUNTIME', 'SHOAL_BENCH_FS_FILES'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('');
+    console.log(`(command: ${env}npm run bench -- fs${cephMount ? ` --ceph-mount ${cephMount}` : ''}; the recorded ceph-fuse figures used size=512M per job and 10000 files, its metadata times are scaled to ${files} files)`);
   } finally {
     up.kill('SIGTERM');
     await exited;

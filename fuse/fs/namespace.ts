@@ -255,6 +255,11 @@ export class FileSystem {
     return n;
   }
 
+  /** fcntl(2) byte-range locks, shared with every mount through the cluster. */
+  async lock(fd: number, cmd: number, lock: { type: number; start: number; len: number }, owner: number): Promise<{ type: number; start: number; len: number } | undefined> {
+    return this.locks.posixLock(this.#handle(fd).ino, cmd, lock, owner);
+  }
+
   /** flock(2) on an open file, shared with every mount through the cluster. */
   async flock(fd: number, op: number): Promise<void> {
     await this.locks.flock(this.#handle(fd).ino, fd, op);

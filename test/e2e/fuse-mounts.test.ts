@@ -75,6 +75,25 @@ test('two mounts in two processes: changes within 1 s, close-to-open data, flock
   await new Promise((resolve) => holder.once('exit', resolve));
 });
 
+test('POSIX (fcntl) byte-range locks are seen across mounts', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt2');
+  fs.writeFileSync(join(m, 'ranges'), Buffer.alloc(1000));
+  const py = (code: string, timeout = 20_000) => spawnSync('python3', ['-c', code], { encoding: 'utf8', timeout });
+  const lockIn = (path: string, start: number, len: number, blocking: boolean) =>
+    `import fcntl,os,sys\nfd=os.open(${JSON.stringify(path)},os.O_RDWR)\ntry:\n  fcntl.lockf(fd,fcntl.LOCK_EX${blocking ? '' : '|fcntl.LOCK_NB'},${len},${start})\nexcept OSError as e:\n  print('busy',e.errno); sys.exit(3)\nprint('locked')`;
+  // Mount 1 holds bytes 0-99 for 2 s.
+  const holder = spawn('python3', ['-c', `${lockIn(join(m, 'ranges'), 0, 100, true)}\nsys.stdout.flush()\nimport time\ntime.sleep(2)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
+  const busy = py(lockIn(join(m2, 'ranges'), 50, 10, false));
+  assert.equal(busy.status, 3, `mount 2 locked a range mount 1 holds: ${busy.stdout}${busy.stderr}`);
+  assert.equal(py(lockIn(join(m2, 'ranges'), 100, 100, false)).status, 0, 'a range next to the held one is free');
+  const start = Date.now();
+  const waited = py(lockIn(join(m2, 'ranges'), 0, 0, true));
+  assert.equal(waited.status, 0, waited.stderr);
+  assert.ok(Date.now() - start > 800, 'the blocking lock did not wait for mount 1 to release');
+  await new Promise((resolve) => holder.once('exit', resolve));
+});
+
 test('kill -9 of the mount during renames, remount: fs check is clean', { skip }, async () => {
   fs.mkdirSync(join(m, 'ra'));
   fs.mkdirSync(join(m, 'rb'));

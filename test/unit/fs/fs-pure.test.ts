@@ -6,6 +6,8 @@ import { StorageError } from '../../../src/index.js';
 import {
   FsError,
   compatible,
+  conflictOf,
+  withoutRange,
   dataObject,
   decodeDentry,
   decodeHolders,
@@ -83,6 +85,19 @@ test('flock compatibility: shared with shared only', () => {
   assert.equal(compatible('sh', [h('sh'), h('sh')]), true);
   assert.equal(compatible('ex', [h('sh')]), false);
   assert.equal(compatible('sh', [h('ex')]), false);
+});
+
+test('POSIX range locks: conflicts need an overlap with a writer of another owner; unlocking splits ranges', () => {
+  const l = (owner: string, type: 'r' | 'w', start: number, end: number | null) => ({ owner, type, start, end, untilMs: 0 });
+  const held = [l('a', 'w', 0, 100), l('b', 'r', 200, null)];
+  assert.equal(conflictOf(held, l('c', 'r', 100, 200)), undefined);
+  assert.equal(conflictOf(held, l('c', 'r', 99, 100))?.owner, 'a');
+  assert.equal(conflictOf(held, l('c', 'r', 5000, 5001)), undefined);
+  assert.equal(conflictOf(held, l('c', 'w', 5000, null))?.owner, 'b');
+  assert.equal(conflictOf(held, l('a', 'w', 0, 100)), undefined);
+  assert.deepEqual(withoutRange(held, 'a', 10, 20).map((x) => [x.owner, x.start, x.end]), [['a', 0, 10], ['a', 20, 100], ['b', 200, null]]);
+  assert.deepEqual(withoutRange(held, 'b', 300, null).map((x) => [x.owner, x.start, x.end]), [['a', 0, 100], ['b', 200, 300]]);
+  assert.deepEqual(withoutRange(held, 'a', 0, null).map((x) => x.owner), ['b']);
 });
 
 test('one errno table: namespace errors name theirs, other codes map, the rest is EIO', () => {
