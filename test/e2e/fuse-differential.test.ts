@@ -6,7 +6,6 @@
  * content and xattrs. A failure prints the seed; SHOAL_SEED replays it.
  */
 import { after, before, test } from 'node:test';
-import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
