@@ -43,5 +43,6 @@ if (!patched || !existsSync(join(dir, 'build', 'Release', 'fuse.node'))) {
   const nodedir = existsSync('/usr/include/node/node_api.h') ? ['--nodedir=/usr'] : [];
   log('building fuse-native');
   const r = spawnSync(process.execPath, [gyp, 'rebuild', ...nodedir], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0) throw new Error(`building fuse-native failed (${r.status}); needs build-essential and libfuse-dev:\n${r.stderr}`);
+  // Not fatal: everything but the FUSE mount works without it, and the FUSE tests say why they skip.
+  if (r.status !== 0) log(`building fuse-native failed (${r.status}); it needs build-essential and libfuse-dev (npm run setup as root installs them):\n${r.stderr}`);
 }
