@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   erasure: async () => (await import('./erasure.js')).run,
   block: async () => (await import('./block.js')).run,
   recovery: async () => (await import('./recovery.js')).run,
+  fs: async () => (await import('./fs.js')).run,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

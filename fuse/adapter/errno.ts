@@ -8,7 +8,7 @@ import { FsError, type Errno } from '../fs/index.js';
 export const errnoValues: Record<Errno, number> = {
   EPERM: 1, ENOENT: 2, EIO: 5, EBADF: 9, EAGAIN: 11, EACCES: 13, EEXIST: 17, EXDEV: 18, ENOTDIR: 20, EISDIR: 21,
   EINVAL: 22, EFBIG: 27, ENOSPC: 28, EMLINK: 31, ERANGE: 34, ENAMETOOLONG: 36, ENOTEMPTY: 39, ELOOP: 40, ENODATA: 61,
-  ETIMEDOUT: 110,
+  ETIMEDOUT: 110, EOPNOTSUPP: 95,
 };
 
 const byCode: Partial<Record<ErrorCode, Errno>> = {

@@ -7,6 +7,7 @@
  *   keeps working: libfuse2 answers ENOENT to fstat of a nameless node); the namespace hides those names from
  *   readdir and `rmdir` removes them for good, so an unlinked open file never keeps `rmdir` from working;
  * - use_ino: st_ino is ours, so hard links show one inode number;
+ * - flock and POSIX (fcntl) locks go to the namespace (cluster-wide), with no time limit for a blocking one;
  * - big_writes, max_read/max_write of 128 KiB: large requests; the page cache is used for reads and dropped at
  *   each open (libfuse2's default without kernel_cache), which is close-to-open.
  * fuse-native builds its option string from a fixed list and drops what it does not know, so the others ride in
@@ -65,6 +66,8 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
     getattr: (path: string, cb: Cb) => run('getattr', () => fs.getattr(path), cb, (s) => [s]),
     fgetattr: (path: string, fd: number, cb: Cb) => run('fgetattr', () => (fd ? fs.fgetattr(fd) : fs.getattr(path)), cb, (s) => [s]),
     flock: (_path: string, fd: number, op: number, cb: Cb) => run('flock', () => fs.flock(fd, op), cb),
+    lock: (_path: string, fd: number, cmd: number, lock: { type: number; start: number; len: number }, owner: number, cb: Cb) =>
+      run('lock', () => fs.lock(fd, cmd, lock, owner), cb, (found) => [found]),
     readdir: (path: string, cb: Cb) => run('readdir', () => fs.readdir(path), cb, (names) => [['.', '..', ...names]]),
     open: (path: string, flags: number, cb: Cb) => run('open', () => fs.open(path, flags), cb, (fd) => [fd]),
     create: (path: string, mode: number, cb: Cb) => run('create', () => fs.create(path, mode), cb, (fd) => [fd]),
@@ -100,7 +103,7 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
     force: true,
     debug: options.debug ?? false,
     // A blocking flock waits as long as the holder keeps its lock; everything else is bounded.
-    timeout: { default: options.timeoutMs ?? 15_000, flock: false },
+    timeout: { default: options.timeoutMs ?? 15_000, flock: false, lock: false },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((error) => (error ? reject(error) : resolve())));
   let unmounted: Promise<void> | undefined;

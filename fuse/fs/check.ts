@@ -11,7 +11,8 @@ import { objectKey, parseObjectKey } from './data.js';
 import { decodeDentry, decodeInode, decodeIntent, typeOf, type Dentry, type Inode } from './encoding.js';
 import { parseDataObject, parseInodeObject, rootIno, superObject } from './layout.js';
 import { isNotFound } from './metadata.js';
-import { FileSystem, intentGraceMs, metaPoolName } from './namespace.js';
+import { FileSystem, intentGraceMs } from './namespace.js';
+import { metaPoolName } from './superblock.js';
 
 const Kind = wire.ObjectOp.Kind;
 

@@ -52,6 +52,16 @@ export class FileData {
     return n;
   }
 
+  /** One whole data object (empty when it does not exist: a hole). */
+  async readObject(ino: number, index: number): Promise<Buffer> {
+    try {
+      return await this.#client.get(this.pool, dataObject(ino, index));
+    } catch (error) {
+      if (isNotFound(error)) return Buffer.alloc(0);
+      throw error;
+    }
+  }
+
   /** Writes `data` at `offset`; returns the indices of the objects it touched. */
   async write(ino: number, offset: number, data: Buffer): Promise<number[]> {
     const pieces = extents(offset, data.length, this.objectSize);

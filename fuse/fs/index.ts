@@ -8,5 +8,7 @@ export * from './encoding.js';
 export * from './layout.js';
 export * from './metadata.js';
 export * from './data.js';
+export * from './superblock.js';
 export * from './namespace.js';
 export * from './check.js';
+export * from './locks.js';

@@ -1,7 +1,8 @@
 /**
- * flock() locks kept in the cluster, so every mount (on any host) sees them: the holders of a file's lock are the
- * xattr `lk` of its inode object, changed only by compare-and-swap. A holder is (mount, open file) with a lease the
- * mount renews while it holds the lock; a mount that dies loses its locks when the lease runs out.
+ * flock() and POSIX (fcntl) locks kept in the cluster, so every mount (on any host) sees them: the holders of a
+ * file's flock are the xattr `lk` of its inode object, its byte-range locks the xattr `pl`, both changed only by
+ * compare-and-swap. A holder is (mount, open file) for flock and (mount, lock owner) for POSIX locks, with a lease
+ * the mount renews while it holds the lock; a mount that dies loses its locks when the lease runs out.
  */
 import { StorageError, wire, type ObjectClient } from '../../src/index.js';
 import { FsError } from './errors.js';
@@ -10,6 +11,13 @@ import { isNotFound, isPreconditionFailed } from './metadata.js';
 
 const Kind = wire.ObjectOp.Kind;
 const lockXattr = 'lk';
+const rangeXattr = 'pl';
+export const F_GETLK = 5;
+export const F_SETLK = 6;
+export const F_SETLKW = 7;
+export const F_RDLCK = 0;
+export const F_WRLCK = 1;
+export const F_UNLCK = 2;
 export const lockLeaseMs = 30_000;
 const renewEveryMs = 10_000;
 const retryEveryMs = 100;
@@ -38,6 +46,47 @@ function encodeHolders(holders: Holder[]): Buffer {
   return Buffer.from(JSON.stringify({ v: 1, holders }));
 }
 
+/** A byte-range lock: [start, end) with end null for "to the end of the file, however long". */
+export interface RangeLock {
+  owner: string;
+  type: 'r' | 'w';
+  start: number;
+  end: number | null;
+  untilMs: number;
+}
+
+export function decodeRanges(bytes: Buffer | undefined): RangeLock[] {
+  if (!bytes || bytes.length === 0) return [];
+  const value = JSON.parse(bytes.toString('utf8')) as { v?: number; locks?: RangeLock[] };
+  if (value.v !== 1) throw new StorageError('UNSUPPORTED_VERSION', `range lock record has format version ${String(value.v)}, this build reads 1`);
+  return value.locks ?? [];
+}
+
+const endOf = (l: { end: number | null }) => l.end ?? Infinity;
+
+function overlaps(a: { start: number; end: number | null }, b: { start: number; end: number | null }): boolean {
+  return a.start < endOf(b) && b.start < endOf(a);
+}
+
+/** The first lock of another owner that conflicts with `wanted` (pure). */
+export function conflictOf(locks: RangeLock[], wanted: Omit<RangeLock, 'untilMs'>): RangeLock | undefined {
+  return locks.find((l) => l.owner !== wanted.owner && overlaps(l, wanted) && (l.type === 'w' || wanted.type === 'w'));
+}
+
+/** `owner`'s locks with [start, end) taken out (split where needed), others' untouched (pure). */
+export function withoutRange(locks: RangeLock[], owner: string, start: number, end: number | null): RangeLock[] {
+  const out: RangeLock[] = [];
+  for (const l of locks) {
+    if (l.owner !== owner || !overlaps(l, { start, end })) {
+      out.push(l);
+      continue;
+    }
+    if (l.start < start) out.push({ ...l, end: start });
+    if (end !== null && endOf(l) > end) out.push({ ...l, start: end });
+  }
+  return out;
+}
+
 /** Whether `mode` can be granted beside the holders (pure). */
 export function compatible(mode: Mode, others: Holder[]): boolean {
   return others.every((h) => mode === 'sh' && h.mode === 'sh');
@@ -47,6 +96,8 @@ export class LockTable {
   readonly #client: ObjectClient;
   readonly #pool: string;
   readonly #held = new Map<string, { ino: number; mode: Mode }>();
+  /** `ino:owner` of the POSIX locks this mount holds (their leases are renewed). */
+  readonly #rangeHolders = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(client: ObjectClient, pool: string) {
@@ -58,21 +109,10 @@ export class LockTable {
     return `${this.#client.clientName}/${fd}`;
   }
 
-  async #read(ino: number): Promise<Buffer | undefined> {
-    try {
-      const r = await this.#client.execute(this.#pool, inodeObject(ino), [{ kind: Kind.KIND_GETXATTRS }]);
-      const found = (r.reply.results[0]?.entries ?? []).find((e) => e.key === lockXattr);
-      return found ? Buffer.from(found.value ?? new Uint8Array()) : undefined;
-    } catch (error) {
-      if (isNotFound(error)) throw new FsError('ENOENT', `inode ${ino} does not exist`);
-      throw error;
-    }
-  }
-
   /** Sets this owner's entry (or removes it); false when another holder conflicts. */
   async #change(ino: number, owner: string, mode: Mode | undefined): Promise<boolean> {
     for (;;) {
-      const raw = await this.#read(ino);
+      const raw = await this.#readXattr(ino, lockXattr);
       const now = Date.now();
       const others = decodeHolders(raw).filter((h) => h.owner !== owner && h.untilMs > now);
       if (mode && !compatible(mode, others)) return false;
@@ -106,6 +146,64 @@ export class LockTable {
     }
   }
 
+  async #changeRanges(ino: number, change: (locks: RangeLock[], now: number) => RangeLock[] | undefined): Promise<boolean> {
+    for (;;) {
+      const raw = await this.#readXattr(ino, rangeXattr);
+      const now = Date.now();
+      const next = change(decodeRanges(raw).filter((l) => l.untilMs > now), now);
+      if (!next) return false;
+      try {
+        await this.#client.compareAndSwap(this.#pool, inodeObject(ino), rangeXattr, raw, [{ kind: Kind.KIND_SETXATTR, name: rangeXattr, value: Buffer.from(JSON.stringify({ v: 1, locks: next })) }]);
+        return true;
+      } catch (error) {
+        if (!isPreconditionFailed(error)) throw error;
+      }
+    }
+  }
+
+  /**
+   * fcntl(2) locks for lock owner `owner` (from the kernel) on inode `ino`: F_GETLK answers the first conflicting
+   * lock (undefined: none); F_SETLK fails EAGAIN on a conflict; F_SETLKW waits for it to go.
+   */
+  async posixLock(ino: number, cmd: number, lock: { type: number; start: number; len: number }, owner: number): Promise<{ type: number; start: number; len: number } | undefined> {
+    const key = `${this.#client.clientName}/p${owner.toString(16)}`;
+    const end = lock.len === 0 ? null : lock.start + lock.len;
+    const type = lock.type === F_WRLCK ? 'w' : 'r';
+    if (cmd === F_GETLK) {
+      const now = Date.now();
+      const found = conflictOf(decodeRanges(await this.#readXattr(ino, rangeXattr)).filter((l) => l.untilMs > now), { owner: key, type, start: lock.start, end });
+      return found ? { type: found.type === 'w' ? F_WRLCK : F_RDLCK, start: found.start, len: found.end === null ? 0 : found.end - found.start } : undefined;
+    }
+    if (cmd !== F_SETLK && cmd !== F_SETLKW) throw new FsError('EINVAL', `unknown lock command ${cmd}`);
+    if (lock.type === F_UNLCK) {
+      await this.#changeRanges(ino, (locks) => withoutRange(locks, key, lock.start, end));
+      return undefined;
+    }
+    for (;;) {
+      const granted = await this.#changeRanges(ino, (locks, now) =>
+        conflictOf(locks, { owner: key, type, start: lock.start, end }) ? undefined : [...withoutRange(locks, key, lock.start, end), { owner: key, type, start: lock.start, end, untilMs: now + lockLeaseMs }],
+      );
+      if (granted) {
+        this.#rangeHolders.add(`${ino}:${key}`);
+        this.#renewSoon();
+        return undefined;
+      }
+      if (cmd === F_SETLK) throw new FsError('EAGAIN', `inode ${ino} has a conflicting lock`);
+      await new Promise((r) => setTimeout(r, retryEveryMs));
+    }
+  }
+
+  async #readXattr(ino: number, name: string): Promise<Buffer | undefined> {
+    try {
+      const r = await this.#client.execute(this.#pool, inodeObject(ino), [{ kind: Kind.KIND_GETXATTRS }]);
+      const found = (r.reply.results[0]?.entries ?? []).find((e) => e.key === name);
+      return found ? Buffer.from(found.value ?? new Uint8Array()) : undefined;
+    } catch (error) {
+      if (isNotFound(error)) throw new FsError('ENOENT', `inode ${ino} does not exist`);
+      throw error;
+    }
+  }
+
   /** The open file is closed: its lock goes. */
   async released(fd: number): Promise<void> {
     const owner = this.#owner(fd);
@@ -118,7 +216,17 @@ export class LockTable {
   #renewSoon(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
-      if (this.#held.size === 0) {
+      for (const entry of this.#rangeHolders) {
+        const [inoText, owner] = [entry.slice(0, entry.indexOf(':')), entry.slice(entry.indexOf(':') + 1)];
+        void this.#changeRanges(Number(inoText), (locks, now) => {
+          if (!locks.some((l) => l.owner === owner)) {
+            this.#rangeHolders.delete(entry);
+            return undefined;
+          }
+          return locks.map((l) => (l.owner === owner ? { ...l, untilMs: now + lockLeaseMs } : l));
+        }).catch(() => {});
+      }
+      if (this.#held.size === 0 && this.#rangeHolders.size === 0) {
         clearInterval(this.#timer);
         this.#timer = undefined;
         return;

@@ -27,6 +27,8 @@ interface CachedInode {
   atMs: number;
   /** Directory entries known at exactly `raw` (null: known absent). */
   entries: Map<string, Dentry | null>;
+  /** `entries` holds every entry of the directory at `raw` (so a name not in it is absent). */
+  complete: boolean;
 }
 
 export interface MetadataOptions {
@@ -81,8 +83,8 @@ export class Metadata {
 
   #remember(ino: number, raw: Buffer, inode: Inode): CachedInode {
     const old = this.#cache.get(ino);
-    const entries = old && old.raw.equals(raw) ? old.entries : new Map<string, Dentry | null>();
-    const c = { inode, raw, atMs: Date.now(), entries };
+    const same = old !== undefined && old.raw.equals(raw);
+    const c = { inode, raw, atMs: Date.now(), entries: same ? old.entries : new Map<string, Dentry | null>(), complete: same ? old.complete : false };
     this.#cache.set(ino, c);
     return c;
   }
@@ -109,6 +111,11 @@ export class Metadata {
       }
       throw error;
     }
+  }
+
+  /** Loads into the cache the inodes not cached yet (a listing about to be stat'ed); failures are ignored. */
+  async prefetch(inos: number[]): Promise<void> {
+    await Promise.all(inos.filter((ino) => !this.#fresh(ino)).map((ino) => this.#load(ino).catch(() => undefined)));
   }
 
   /** The inode's attributes (cached unless `fresh`). */
@@ -139,6 +146,7 @@ export class Metadata {
     const c = this.#fresh(dir);
     const known = c?.entries.get(name);
     if (c && known !== undefined) return known ?? undefined;
+    if (c?.complete) return undefined;
     const loaded = await this.#load(dir, [name]);
     if (loaded.inode.mode !== 0 && (loaded.inode.mode & 0o170000) !== 0o040000) throw new FsError('ENOTDIR', `inode ${dir} is not a directory`);
     return loaded.entries.get(name) ?? undefined;
@@ -148,26 +156,24 @@ export class Metadata {
   async list(dir: number): Promise<[string, Dentry][]> {
     const out: [string, Dentry][] = [];
     let after = '';
-    let first = true;
-    let raw: Buffer | undefined;
+    let first: Buffer | undefined;
+    let consistent = true;
     for (;;) {
-      const ops: Op[] = [{ kind: Kind.KIND_OMAP_LIST, after, limit: 4096 }];
-      if (first) ops.unshift({ kind: Kind.KIND_GETXATTR, name: attrXattr });
-      const r = await this.#execute(dir, ops);
-      const page = r.reply.results[first ? 1 : 0];
-      if (first) raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());
-      first = false;
+      const r = await this.#execute(dir, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, after, limit: 4096 }]);
+      const raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());
+      first ??= raw;
+      // Pages read at one attribute state (the generation changes with every entry) form one snapshot.
+      if (!raw.equals(first)) consistent = false;
+      const page = r.reply.results[1];
       for (const e of page?.entries ?? []) out.push([e.key ?? '', decodeDentry(Buffer.from(e.value ?? new Uint8Array()))]);
       if (!page?.more || !page.entries?.length) break;
       after = out.at(-1)?.[0] ?? '';
     }
-    if (raw) {
-      // The entries were read over several ops; only a one-page listing is known to match the attributes.
-      const c = this.#remember(dir, raw, decodeInode(raw));
-      if (out.length <= 4096 && out.length < cachedEntriesMax) {
-        c.entries.clear();
-        for (const [name, entry] of out) c.entries.set(name, entry);
-      }
+    if (first && consistent && out.length < cachedEntriesMax) {
+      const c = this.#remember(dir, first, decodeInode(first));
+      c.entries.clear();
+      for (const [name, entry] of out) c.entries.set(name, entry);
+      c.complete = true;
     }
     return out;
   }
@@ -190,7 +196,33 @@ export class Metadata {
       { kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw },
       ...xattrs.map(([name, value]) => ({ kind: Kind.KIND_SETXATTR, name, value })),
     ]);
-    this.#remember(inode.ino, raw, inode).entries.clear();
+    const c = this.#remember(inode.ino, raw, inode);
+    c.entries.clear();
+    // A new directory is empty, and this mount knows it.
+    c.complete = (inode.mode & 0o170000) === 0o040000;
+  }
+
+  /**
+   * Removes an inode object if `when` holds for its current attributes (compare-and-swap on them, so a link made
+   * meanwhile by another mount keeps it). Returns the inode's data-object list read just before, or undefined if
+   * `when` did not hold.
+   */
+  async removeIf(ino: number, when: (inode: Inode) => boolean): Promise<string[] | undefined> {
+    return this.serial(ino, async () => {
+      for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
+        const r = await this.#execute(ino, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
+        const raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());
+        if (!when(decodeInode(raw))) return undefined;
+        try {
+          await this.#execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: raw }, { kind: Kind.KIND_REMOVE }]);
+          this.#cache.delete(ino);
+          return (r.reply.results[1]?.entries ?? []).map((e) => e.key ?? '');
+        } catch (error) {
+          if (!isPreconditionFailed(error)) throw error;
+        }
+      }
+      throw new StorageError('BUSY', `inode ${ino} kept changing under ${casAttemptsMax} attempts`);
+    });
   }
 
   async remove(ino: number): Promise<void> {
@@ -214,9 +246,10 @@ export class Metadata {
         const raw = encodeInode(inode);
         try {
           await this.#execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: c.raw }, { kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw }, ...(next.ops ?? [])]);
-          const entries = c.entries;
+          const { entries, complete } = c;
           const stored = this.#remember(ino, raw, inode);
           if (stored.entries !== entries) for (const [k, v] of entries) stored.entries.set(k, v);
+          stored.complete = complete;
           return inode;
         } catch (error) {
           if (!isPreconditionFailed(error)) throw error;
@@ -248,11 +281,13 @@ export class Metadata {
         ops.push({ kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw });
         try {
           await this.#execute(dir, ops);
-          const entries = c.entries;
+          // The change applied on top of exactly what was cached: what was known stays known.
+          const { entries, complete } = c;
           for (const name of decided.remove ?? []) entries.set(name, null);
           for (const [name, entry] of decided.set ?? []) entries.set(name, entry);
           const stored = this.#remember(dir, raw, inode);
           if (stored.entries !== entries) for (const [k, v] of entries) stored.entries.set(k, v);
+          stored.complete = complete && stored.entries.size < cachedEntriesMax;
           return decided.result;
         } catch (error) {
           if (!isPreconditionFailed(error)) throw error;

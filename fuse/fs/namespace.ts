@@ -13,10 +13,8 @@ import {
   S_IFMT,
   S_IFREG,
   decodeIntent,
-  decodeSuperblock,
   encodeIntent,
   encodeInode,
-  encodeSuperblock,
   typeOf,
   type Dentry,
   type FileType,
@@ -25,17 +23,17 @@ import {
   type Superblock,
 } from './encoding.js';
 import { FsError } from './errors.js';
-import { defaultObjectSize, fileSizeMax, nameMaxBytes, rootIno, splitPath, superObject } from './layout.js';
+import { fileSizeMax, nameMaxBytes, rootIno, splitPath, superObject } from './layout.js';
 import { LockTable } from './locks.js';
-import { Metadata, isNotFound, isPreconditionFailed } from './metadata.js';
+import { Metadata, isPreconditionFailed } from './metadata.js';
+import { OpenFiles } from './open-files.js';
+import { metaPoolName, nextInoXattr, readSuperblock } from './superblock.js';
 
 const Kind = wire.ObjectOp.Kind;
 
-export const sbXattr = 'sb';
-const nextInoXattr = 'next';
 const inoBatch = 256;
-const writeBufferMax = 4 * 1024 * 1024;
-const writesInflightMax = 4;
+const prefetchBatch = 64;
+const listingPrefetchMs = 60_000;
 const xattrPrefix = 'x.';
 /** An unreferenced inode younger than this may be a create in progress on a live mount (check leaves it). */
 export const intentGraceMs = 10_000;
@@ -66,93 +64,18 @@ export interface FileSystemOptions {
   gid?: number;
 }
 
-export function metaPoolName(fs: string): string {
-  return `fs.${fs}.meta`;
-}
-
-export function dataPoolName(fs: string): string {
-  return `fs.${fs}.data`;
-}
-
-interface WriteBuffer {
-  offset: number;
-  parts: Buffer[];
-  length: number;
-}
-
-/** Per-inode state of the files this mount has open. */
-interface OpenFile {
-  ino: number;
-  opens: number;
-  dirty: boolean;
-  size: number;
-  mtimeMs: number;
-  newIndices: Set<number>;
-  pending: WriteBuffer | undefined;
-  inflight: Set<Promise<void>>;
-  error: unknown;
-  unlinked: boolean;
-}
-
-interface Handle {
-  ino: number;
-  flags: number;
-}
-
-async function ensurePool(client: ObjectClient, name: string, pgNum: number): Promise<void> {
-  if (client.map().pools.some((p) => p.name === name)) return;
-  await client.monitors.command({ poolCreate: { name, pgNum, application: 'fs' } }).catch((error: unknown) => {
-    if (!(error instanceof StorageError && error.code === 'ALREADY_EXISTS')) throw error;
-  });
-  const deadline = Date.now() + 30_000;
-  while (!client.map().pools.some((p) => p.name === name)) {
-    if (Date.now() > deadline) throw new StorageError('TIMEOUT', `pool ${name} did not appear in the map`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Creates filesystem `name`: its pools (a data pool may be given), superblock and root directory. */
-export async function createFileSystem(client: ObjectClient, name: string, options: { dataPool?: string; objectSize?: number; uid?: number; gid?: number } = {}): Promise<Superblock> {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new StorageError('INVALID_ARGUMENT', `filesystem names are 1-64 letters, digits, _ or -: ${JSON.stringify(name)}`);
-  const meta = metaPoolName(name);
-  const dataPool = options.dataPool ?? dataPoolName(name);
-  await ensurePool(client, meta, 32);
-  if (options.dataPool) client.pool(options.dataPool);
-  else await ensurePool(client, dataPool, 64);
-  const sb: Superblock = { name, dataPool, objectSize: options.objectSize ?? defaultObjectSize, createdMs: Date.now() };
-  try {
-    await client.execute(meta, superObject, [
-      { kind: Kind.KIND_CREATE },
-      { kind: Kind.KIND_SETXATTR, name: sbXattr, value: encodeSuperblock(sb) },
-      { kind: Kind.KIND_SETXATTR, name: nextInoXattr, value: Buffer.from(String(rootIno + 1)) },
-    ]);
-  } catch (error) {
-    if (error instanceof StorageError && error.code === 'ALREADY_EXISTS') throw new StorageError('ALREADY_EXISTS', `filesystem ${name} already exists`);
-    throw error;
-  }
-  const now = Date.now();
-  const root: Inode = { ino: rootIno, mode: S_IFDIR | 0o755, uid: options.uid ?? 0, gid: options.gid ?? 0, size: 0, nlink: 2, atimeMs: now, mtimeMs: now, ctimeMs: now, parent: rootIno, target: '', gen: 0, dead: false };
-  const metadata = new Metadata(client, { pool: meta, cacheTtlMs: 0 });
-  await metadata.create(root).catch((error: unknown) => {
-    if (!(error instanceof StorageError && error.code === 'ALREADY_EXISTS')) throw error;
-  });
-  return sb;
-}
-
-export async function readSuperblock(client: ObjectClient, name: string): Promise<Superblock> {
-  const meta = metaPoolName(name);
-  if (!client.map().pools.some((p) => p.name === meta)) throw new StorageError('NOT_FOUND', `filesystem ${name} does not exist (no pool ${meta}); create it with shoal fs create ${name}`);
-  try {
-    return decodeSuperblock(await client.getXattr(meta, superObject, sbXattr));
-  } catch (error) {
-    if (isNotFound(error)) throw new StorageError('NOT_FOUND', `filesystem ${name} has no superblock`);
-    throw error;
-  }
-}
-
 /** libfuse2 renames a file unlinked while open to `.fuse_hidden<id>` until its last close: not a real entry. */
 export function isHidden(name: string): boolean {
   return name.startsWith('.fuse_hidden');
+}
+
+/** Which xattr namespaces are stored: user.* and trusted.* (no ACLs or security labels). */
+function storedXattr(name: string): boolean {
+  return name.startsWith('user.') || name.startsWith('trusted.');
+}
+
+function checkXattrNamespace(name: string): void {
+  if (!storedXattr(name)) throw new FsError('EOPNOTSUPP', `xattr namespace of ${name} is not supported (user.* and trusted.* are)`);
 }
 
 function checkName(name: string): void {
@@ -177,12 +100,12 @@ export class FileSystem {
   readonly #meta: string;
   readonly #uid: number;
   readonly #gid: number;
-  readonly #open = new Map<number, OpenFile>();
-  readonly #handles = new Map<number, Handle>();
-  #nextFd = 1;
+  readonly #files: OpenFiles;
   #inoPool: number[] = [];
   #inoRefill: Promise<void> | undefined;
   #liveness: { stop(): Promise<void> } | undefined;
+  /** The last few directory listings, for prefetching the inodes `ls -l` is about to stat. */
+  readonly #listings = new Map<string, { atMs: number; position: Map<string, number>; inos: number[]; prefetchedTo: number }>();
 
   private constructor(client: ObjectClient, sb: Superblock, options: FileSystemOptions) {
     this.#client = client;
@@ -192,6 +115,7 @@ export class FileSystem {
     this.metadata = new Metadata(client, { pool: this.#meta, cacheTtlMs: options.cacheTtlMs ?? 500 });
     this.data = new FileData(client, sb.dataPool, sb.objectSize);
     this.locks = new LockTable(client, this.#meta);
+    this.#files = new OpenFiles(this.data, this.metadata);
     this.#uid = options.uid ?? 0;
     this.#gid = options.gid ?? 0;
   }
@@ -209,8 +133,8 @@ export class FileSystem {
 
   /** Flushes every open file (the mount is going away). */
   async close(): Promise<void> {
-    for (const file of this.#open.values()) await this.#flushFile(file).catch(() => {});
-    for (const fd of this.#handles.keys()) await this.locks.released(fd);
+    for (const file of this.#files.all()) await this.#files.flushFile(file).catch(() => {});
+    for (const fd of this.#files.handles()) await this.locks.released(fd);
     this.locks.stop();
     await this.#liveness?.stop();
   }
@@ -235,9 +159,14 @@ export class FileSystem {
     return n;
   }
 
+  /** fcntl(2) byte-range locks, shared with every mount through the cluster. */
+  async lock(fd: number, cmd: number, lock: { type: number; start: number; len: number }, owner: number): Promise<{ type: number; start: number; len: number } | undefined> {
+    return this.locks.posixLock(this.#files.handle(fd).ino, cmd, lock, owner);
+  }
+
   /** flock(2) on an open file, shared with every mount through the cluster. */
   async flock(fd: number, op: number): Promise<void> {
-    await this.locks.flock(this.#handle(fd).ino, fd, op);
+    await this.locks.flock(this.#files.handle(fd).ino, fd, op);
   }
 
   // ---- paths ----
@@ -271,9 +200,9 @@ export class FileSystem {
   // ---- attributes ----
 
   #toStat(inode: Inode): Stat {
-    const open = this.#open.get(inode.ino);
-    const size = open?.dirty ? open.size : inode.size;
-    const mtimeMs = open?.dirty ? open.mtimeMs : inode.mtimeMs;
+    const pending = this.#files.pendingAttributes(inode.ino);
+    const size = pending?.size ?? inode.size;
+    const mtimeMs = pending?.mtimeMs ?? inode.mtimeMs;
     return {
       ino: inode.ino, mode: inode.mode, uid: inode.uid, gid: inode.gid, size, nlink: inode.nlink,
       atime: new Date(inode.atimeMs), mtime: new Date(mtimeMs), ctime: new Date(inode.ctimeMs),
@@ -282,11 +211,28 @@ export class FileSystem {
   }
 
   async getattr(path: string): Promise<Stat> {
-    return this.#toStat(await this.metadata.inode(await this.resolve(path)));
+    const ino = await this.resolve(path);
+    this.#prefetchAfter(path);
+    return this.#toStat(await this.metadata.inode(ino));
+  }
+
+  /**
+   * `ls -l` stats every name it listed, one at a time: when a stat lands in a directory listed a moment ago, the
+   * inodes of the next names are fetched together, so most stats find theirs cached.
+   */
+  #prefetchAfter(path: string): void {
+    const slash = path.lastIndexOf('/');
+    const listing = this.#listings.get(path.slice(0, slash) || '/');
+    if (!listing || Date.now() - listing.atMs > listingPrefetchMs) return;
+    const at = listing.position.get(path.slice(slash + 1));
+    if (at === undefined || at < listing.prefetchedTo - prefetchBatch / 2) return;
+    const from = Math.max(at, listing.prefetchedTo);
+    listing.prefetchedTo = from + prefetchBatch;
+    void this.metadata.prefetch(listing.inos.slice(from, from + prefetchBatch));
   }
 
   async fgetattr(fd: number): Promise<Stat> {
-    return this.#toStat(await this.metadata.inode(this.#handle(fd).ino));
+    return this.#toStat(await this.metadata.inode(this.#files.handle(fd).ino));
   }
 
   async chmod(path: string, mode: number): Promise<void> {
@@ -303,8 +249,8 @@ export class FileSystem {
   /** Sets times (milliseconds; undefined leaves that time alone). */
   async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
     const ino = await this.resolve(path);
-    const open = this.#open.get(ino);
-    if (open?.dirty) await this.#flushFile(open);
+    const open = this.#files.get(ino);
+    if (open?.dirty) await this.#files.flushFile(open);
     await this.metadata.update(ino, (i) => ({ inode: { ...i, atimeMs: atimeMs ?? i.atimeMs, mtimeMs: mtimeMs ?? i.mtimeMs, ctimeMs: Date.now() } }));
   }
 
@@ -410,12 +356,26 @@ export class FileSystem {
 
   // ---- removing names ----
 
-  /** One fewer link to `ino`; at zero the inode and its data go (at the last close if this mount has it open). */
+  /**
+   * One fewer link to `ino`. The last link of a file nobody here has open removes the inode object at once (guarded,
+   * so a link another mount made meanwhile keeps it) and then its data objects; a crash in between leaves data
+   * objects without an inode, which check removes. A file still open here becomes a stray until its last close.
+   */
   async #dropLink(ino: number): Promise<void> {
     const now = Date.now();
+    const open = this.#files.get(ino);
+    if (!open || open.opens === 0) {
+      const objects = await this.metadata.removeIf(ino, (i) => i.nlink <= 1).catch((error: unknown) => {
+        if (error instanceof FsError && error.errno === 'ENOENT') return [];
+        throw error;
+      });
+      if (objects) {
+        await this.data.removeAll(ino, objects.map(parseObjectKey).filter((i): i is number => i !== undefined));
+        return;
+      }
+    }
     const inode = await this.metadata.update(ino, (i) => ({ inode: { ...i, nlink: Math.max(0, i.nlink - 1), ctimeMs: now } }));
     if (inode.nlink > 0) return;
-    const open = this.#open.get(ino);
     if (open && open.opens > 0) {
       open.unlinked = true;
       await this.#client.omapSet(this.#meta, superObject, [[`stray.${ino}`, Buffer.from(this.#client.clientName)]]);
@@ -424,30 +384,17 @@ export class FileSystem {
     await this.purge(ino);
   }
 
-  /** Removes an inode with no links: its data objects, then the inode object. */
-  async purge(ino: number): Promise<void> {
-    const indices: number[] = [];
-    let after = '';
-    for (;;) {
-      let page: { entries: [string, Buffer][]; more: boolean };
-      try {
-        page = await this.#client.omapList(this.#meta, `i.${ino.toString(16)}`, { after, prefix: 'o.', limit: 4096 });
-      } catch (error) {
-        if (isNotFound(error)) break;
-        throw error;
-      }
-      for (const [key] of page.entries) {
-        const index = parseObjectKey(key);
-        if (index !== undefined) indices.push(index);
-      }
-      if (!page.more || page.entries.length === 0) break;
-      after = page.entries.at(-1)?.[0] ?? '';
-    }
-    const open = this.#open.get(ino);
+  /** Removes an inode with no links: the inode object, then its data objects (and its stray record). */
+  async purge(ino: number, stray = true): Promise<void> {
+    const objects = (await this.metadata.removeIf(ino, () => true).catch((error: unknown) => {
+      if (error instanceof FsError && error.errno === 'ENOENT') return [];
+      throw error;
+    })) ?? [];
+    const indices = objects.map(parseObjectKey).filter((i): i is number => i !== undefined);
+    const open = this.#files.get(ino);
     if (open) for (const i of open.newIndices) if (!indices.includes(i)) indices.push(i);
     await this.data.removeAll(ino, indices);
-    await this.metadata.remove(ino);
-    await this.#client.omapRemove(this.#meta, superObject, [`stray.${ino}`]).catch(() => {});
+    if (stray) await this.#client.omapRemove(this.#meta, superObject, [`stray.${ino}`]).catch(() => {});
   }
 
   async unlink(path: string): Promise<void> {
@@ -603,30 +550,15 @@ export class FileSystem {
     const ino = await this.resolve(path);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    return (await this.metadata.list(ino)).map(([name]) => name).filter((name) => !isHidden(name));
+    const entries = (await this.metadata.list(ino)).filter(([name]) => !isHidden(name));
+    const key = '/' + splitPath(path).join('/');
+    this.#listings.delete(key);
+    this.#listings.set(key, { atMs: Date.now(), position: new Map(entries.map(([name], i) => [name, i])), inos: entries.map(([, e]) => e.ino), prefetchedTo: 0 });
+    for (const old of this.#listings.keys()) if (this.#listings.size > 4) this.#listings.delete(old);
+    return entries.map(([name]) => name);
   }
 
-  // ---- open files ----
-
-  #handle(fd: number): Handle {
-    const h = this.#handles.get(fd);
-    if (!h) throw new FsError('EBADF', `no open file ${fd}`);
-    return h;
-  }
-
-  async #openIno(ino: number, flags: number): Promise<number> {
-    // Close-to-open: what other mounts closed before this open is what this open sees.
-    const inode = await this.metadata.inode(ino, true);
-    let file = this.#open.get(ino);
-    if (!file) {
-      file = { ino, opens: 0, dirty: false, size: inode.size, mtimeMs: inode.mtimeMs, newIndices: new Set(), pending: undefined, inflight: new Set(), error: undefined, unlinked: false };
-      this.#open.set(ino, file);
-    }
-    file.opens++;
-    const fd = this.#nextFd++;
-    this.#handles.set(fd, { ino, flags });
-    return fd;
-  }
+  // ---- open files (open-files.ts) ----
 
   async open(path: string, flags: number): Promise<number> {
     const ino = await this.resolve(path);
@@ -635,109 +567,31 @@ export class FileSystem {
     return this.#openIno(ino, flags);
   }
 
-  #file(ino: number): OpenFile {
-    const file = this.#open.get(ino);
-    if (!file) throw new FsError('EBADF', `inode ${ino} is not open`);
-    return file;
-  }
-
-  #startWrite(file: OpenFile): void {
-    const pending = file.pending;
-    if (!pending) return;
-    file.pending = undefined;
-    const data = pending.parts.length === 1 ? (pending.parts[0] as Buffer) : Buffer.concat(pending.parts, pending.length);
-    const p: Promise<void> = this.data
-      .write(file.ino, pending.offset, data)
-      .then((indices) => {
-        for (const i of indices) file.newIndices.add(i);
-      })
-      .catch((error: unknown) => {
-        file.error ??= error;
-      })
-      .finally(() => file.inflight.delete(p));
-    file.inflight.add(p);
-  }
-
-  async #drain(file: OpenFile): Promise<void> {
-    this.#startWrite(file);
-    while (file.inflight.size > 0) await Promise.all([...file.inflight]);
-    if (file.error) {
-      const error = file.error;
-      file.error = undefined;
-      throw error instanceof StorageError ? error : new FsError('EIO', String(error));
-    }
+  async #openIno(ino: number, flags: number): Promise<number> {
+    // Close-to-open: what other mounts closed before this open is what this open sees.
+    return this.#files.open(ino, flags, await this.metadata.inode(ino, true));
   }
 
   async write(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
-    const file = this.#file(this.#handle(fd).ino);
-    if (file.error) await this.#drain(file);
-    if (position + length > fileSizeMax) throw new FsError('EFBIG', `files end at ${fileSizeMax} bytes`);
-    // The caller's buffer is reused as soon as we answer: keep a copy.
-    const copy = Buffer.allocUnsafe(length);
-    buffer.copy(copy, 0, 0, length);
-    const pending = file.pending;
-    if (pending && pending.offset + pending.length === position && pending.length + length <= writeBufferMax) {
-      pending.parts.push(copy);
-      pending.length += length;
-    } else {
-      this.#startWrite(file);
-      file.pending = { offset: position, parts: [copy], length };
-    }
-    if ((file.pending?.length ?? 0) >= writeBufferMax) this.#startWrite(file);
-    while (file.inflight.size >= writesInflightMax) await Promise.race([...file.inflight]);
-    file.size = Math.max(file.size, position + length);
-    file.mtimeMs = Date.now();
-    file.dirty = true;
-    return length;
+    return this.#files.write(fd, buffer, length, position);
   }
 
   async read(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
-    const file = this.#file(this.#handle(fd).ino);
-    if (file.pending || file.inflight.size > 0) await this.#drain(file);
-    const size = file.dirty ? file.size : (await this.metadata.inode(file.ino)).size;
-    return this.data.read(file.ino, Math.max(size, file.size), position, length, buffer);
-  }
-
-  /** Writes buffered data and the new size, mtime and object list to the inode (one compare-and-swap). */
-  async #flushFile(file: OpenFile): Promise<void> {
-    await this.#drain(file);
-    if (!file.dirty) return;
-    const indices = [...file.newIndices];
-    const size = file.size;
-    const mtimeMs = file.mtimeMs;
-    await this.metadata.update(file.ino, (i) => ({
-      inode: { ...i, size: Math.max(i.size, size), mtimeMs, ctimeMs: mtimeMs },
-      ops: indices.length ? [{ kind: Kind.KIND_OMAP_SET, entries: indices.map((x) => ({ key: objectKey(x), value: Buffer.alloc(0) })) }] : [],
-    }));
-    for (const i of indices) file.newIndices.delete(i);
-    if (file.size === size && file.mtimeMs === mtimeMs) file.dirty = false;
+    return this.#files.read(fd, buffer, length, position);
   }
 
   async flush(fd: number): Promise<void> {
-    const file = this.#file(this.#handle(fd).ino);
-    if (file.unlinked) return this.#drain(file);
-    await this.#flushFile(file);
+    await this.#files.flush(fd);
   }
 
   async fsync(fd: number): Promise<void> {
-    await this.flush(fd);
+    await this.#files.flush(fd);
   }
 
   async release(fd: number): Promise<void> {
-    const handle = this.#handle(fd);
-    this.#handles.delete(fd);
+    const ino = this.#files.handle(fd).ino;
     await this.locks.released(fd);
-    const file = this.#file(handle.ino);
-    try {
-      if (!file.unlinked) await this.#flushFile(file);
-      else await this.#drain(file).catch(() => {});
-    } finally {
-      file.opens--;
-      if (file.opens === 0) {
-        this.#open.delete(handle.ino);
-        if (file.unlinked) await this.purge(handle.ino);
-      }
-    }
+    if (await this.#files.release(fd)) await this.purge(ino);
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -745,18 +599,19 @@ export class FileSystem {
   }
 
   async ftruncate(fd: number, size: number): Promise<void> {
-    await this.#truncateIno(this.#handle(fd).ino, size);
+    await this.#truncateIno(this.#files.handle(fd).ino, size);
   }
 
   async #truncateIno(ino: number, size: number): Promise<void> {
     if (size < 0 || size > fileSizeMax) throw new FsError(size < 0 ? 'EINVAL' : 'EFBIG', `bad size ${size}`);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) === 'dir') throw new FsError('EISDIR', 'cannot truncate a directory');
-    const file = this.#open.get(ino);
-    if (file) await this.#flushFile(file);
+    const file = this.#files.get(ino);
+    if (file) await this.#files.flushFile(file);
     const listed = await this.metadata.execute(ino, [{ kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
     const indices = (listed.results[0]?.entries ?? []).map((e) => parseObjectKey(e.key ?? '')).filter((i): i is number => i !== undefined);
     // Data first, then the size: a crash in between leaves the old size over zeros, never old bytes past a new end.
+    if (file) file.readahead.clear();
     const removed = await this.data.truncate(ino, size, indices);
     const now = Date.now();
     await this.metadata.update(ino, (i) => ({
@@ -773,6 +628,7 @@ export class FileSystem {
   // ---- extended attributes ----
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    checkXattrNamespace(name);
     const ino = await this.resolve(path);
     if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'xattr names are 1-255 bytes');
     if (value.length > 64 * 1024) throw new FsError('ERANGE', 'xattr values are at most 64 KiB');
@@ -785,6 +641,11 @@ export class FileSystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
+    // ACLs and security labels are not stored (ls -l asks for them on every file): answer without a round trip.
+    if (!storedXattr(name)) {
+      await this.resolve(path);
+      throw new FsError('ENODATA', `no xattr ${name}`);
+    }
     const ino = await this.resolve(path);
     // All of them in one read: a missing xattr must be ENODATA, not the ENOENT of a missing inode.
     const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);

@@ -75,6 +75,25 @@ test('two mounts in two processes: changes within 1 s, close-to-open data, flock
   await new Promise((resolve) => holder.once('exit', resolve));
 });
 
+test('POSIX (fcntl) byte-range locks are seen across mounts', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt2');
+  fs.writeFileSync(join(m, 'ranges'), Buffer.alloc(1000));
+  const py = (code: string, timeout = 20_000) => spawnSync('python3', ['-c', code], { encoding: 'utf8', timeout });
+  const lockIn = (path: string, start: number, len: number, blocking: boolean) =>
+    `import fcntl,os,sys\nfd=os.open(${JSON.stringify(path)},os.O_RDWR)\ntry:\n  fcntl.lockf(fd,fcntl.LOCK_EX${blocking ? '' : '|fcntl.LOCK_NB'},${len},${start})\nexcept OSError as e:\n  print('busy',e.errno); sys.exit(3)\nprint('locked')`;
+  // Mount 1 holds bytes 0-99 for 2 s.
+  const holder = spawn('python3', ['-c', `${lockIn(join(m, 'ranges'), 0, 100, true)}\nsys.stdout.flush()\nimport time\ntime.sleep(2)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
+  const busy = py(lockIn(join(m2, 'ranges'), 50, 10, false));
+  assert.equal(busy.status, 3, `mount 2 locked a range mount 1 holds: ${busy.stdout}${busy.stderr}`);
+  assert.equal(py(lockIn(join(m2, 'ranges'), 100, 100, false)).status, 0, 'a range next to the held one is free');
+  const start = Date.now();
+  const waited = py(lockIn(join(m2, 'ranges'), 0, 0, true));
+  assert.equal(waited.status, 0, waited.stderr);
+  assert.ok(Date.now() - start > 800, 'the blocking lock did not wait for mount 1 to release');
+  await new Promise((resolve) => holder.once('exit', resolve));
+});
+
 test('kill -9 of the mount during renames, remount: fs check is clean', { skip }, async () => {
   fs.mkdirSync(join(m, 'ra'));
   fs.mkdirSync(join(m, 'rb'));
@@ -104,6 +123,31 @@ test('kill -9 of the mount during renames, remount: fs check is clean', { skip }
   assert.equal(names.filter((n) => n.endsWith('/sub')).length, 1);
   await again.stop();
   assert.ok(!isMounted(m3));
+});
+
+test('an unreachable cluster gives ETIMEDOUT in bounded time, and the mount still unmounts on SIGTERM', { skip }, async () => {
+  const m2 = join(cluster.dir, 'mnt-frozen');
+  const mount = await cluster.extraMount(m2);
+  fs.writeFileSync(join(m2, 'before'), 'x');
+  // Freeze every OSD (SIGSTOP): the cluster stops answering without closing connections.
+  const osds = ['osd.0', 'osd.1', 'osd.2'].map((n) => cluster.pidOf(n)).filter((p): p is number => p !== undefined);
+  for (const pid of osds) process.kill(pid, 'SIGSTOP');
+  try {
+    const start = Date.now();
+    const r = spawnSync('stat', [join(m2, 'never-created')], { encoding: 'utf8', timeout: 60_000 });
+    const tookMs = Date.now() - start;
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /timed out|Input\/output error/i);
+    assert.ok(tookMs < 30_000, `stat took ${tookMs} ms`);
+    process.stdout.write(`# stat on a frozen cluster failed after ${tookMs} ms: ${r.stderr.trim()}\n`);
+    const stopStart = Date.now();
+    await mount.stop();
+    assert.ok(!isMounted(m2), 'still mounted after SIGTERM');
+    assert.ok(Date.now() - stopStart < 15_000);
+  } finally {
+    for (const pid of osds) process.kill(pid, 'SIGCONT');
+  }
+  await waitFor('the cluster to answer again', 60_000, () => (cluster.cli(['fs', 'check', 'default']).status === 0 ? true : undefined), 1000);
 });
 
 test('data written and fsynced before kill -9 of every daemon is there after restart', { skip }, async () => {

@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Daemon, cliPath, removeDir, tempDir, waitFor, writeClusterConfig } from './processes.js';
+import { Daemon, cliPath, removeDir, repoRoot, tempDir, waitFor, writeClusterConfig } from './processes.js';
 
 export interface FuseCluster {
   dir: string;
@@ -29,6 +29,10 @@ export interface FuseCluster {
 export function fuseAvailable(): string | undefined {
   if (!existsSync('/dev/fuse')) return 'no /dev/fuse on this machine';
   if (process.getuid?.() !== 0) return 'FUSE mounts in these tests need root';
+  const native = join(repoRoot, 'node_modules', 'fuse-native');
+  if (!existsSync(join(native, 'build', 'Release', 'fuse.node')) || !readFileSync(join(native, 'fuse-native.c'), 'utf8').includes('shoal patch: POSIX (fcntl) locks')) {
+    return 'fuse-native is not patched and built (scripts/patch-fuse-native.mjs, run by npm run setup, needs build-essential and libfuse-dev)';
+  }
   return undefined;
 }
 

@@ -1,0 +1,121 @@
+/**
+ * `npm run bench -- fs [--ceph-mount PATH]`: the FUSE filesystem of a real local cluster (`shoal up --mount`:
+ * 1 monitor, 3 OSD processes, pools of size 3), measured with the same commands as the Ceph anchor's CephFS
+ * figures (../shared/anchors/ceph/RESULTS.md): fio psync direct=1 with 4 jobs (1 MiB sequential write and read,
+ * 4 KiB random write and read) and metadata rates (create 10,000 empty files with `xargs touch`, `ls -l`, `rm -rf`).
+ * Each figure is printed as a ratio to the recorded ceph-fuse figure (or, with --ceph-mount, to a live ceph-fuse
+ * mount measured in the same run). SHOAL_BENCH_FS_SIZE (default 512M per job), SHOAL_BENCH_FS_RUNTIME (default
+ * 20 s) and SHOAL_BENCH_FS_FILES (default 10000) shorten a run.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
+import { freePortPair } from './lib/ports.js';
+
+const size = process.env['SHOAL_BENCH_FS_SIZE'] ?? '512M';
+const runtime = Number(process.env['SHOAL_BENCH_FS_RUNTIME'] ?? 20);
+const files = Number(process.env['SHOAL_BENCH_FS_FILES'] ?? 10_000);
+
+/** ceph-fuse on this machine, from ../shared/anchors/ceph/RESULTS.md (median of 3 runs). */
+const recordedCeph: Figures = { seqWriteMiBs: 50.7, seqReadMiBs: 259, randWriteIops: 507, randReadIops: 3345, createS: 12.1, lsS: 5.1, rmS: 10.5 };
+
+interface Figures {
+  seqWriteMiBs: number;
+  seqReadMiBs: number;
+  randWriteIops: number;
+  randReadIops: number;
+  createS: number;
+  lsS: number;
+  rmS: number;
+}
+
+function fio(dir: string, name: string, rw: string, bs: string, timed: boolean): { bwMiBs: number; iops: number; command: string } {
+  const args = [`--directory=${dir}`, '--filename_format=f.$jobnum', '--ioengine=psync', '--direct=1', '--numjobs=4', '--group_reporting', `--name=${name}`, `--rw=${rw}`, `--bs=${bs}`, `--size=${size}`, ...(timed ? ['--time_based', `--runtime=${runtime}`] : []), '--output-format=json'];
+  const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`fio ${name} failed: ${r.stderr}`);
+  const job = (JSON.parse(r.stdout) as { jobs: { read: { bw: number; iops: number }; write: { bw: number; iops: number } }[] }).jobs[0];
+  const side = rw.includes('read') ? job?.read : job?.write;
+  return { bwMiBs: (side?.bw ?? 0) / 1024, iops: side?.iops ?? 0, command: `fio ${args.slice(0, -1).join(' ')}` };
+}
+
+function timedShell(command: string, cwd: string): number {
+  const start = performance.now();
+  const r = spawnSync('sh', ['-c', command], { cwd, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command} failed: ${r.stderr}`);
+  return (performance.now() - start) / 1000;
+}
+
+function measure(mount: string, label: string): Figures {
+  const fioDir = join(mount, 'fio');
+  mkdirSync(fioDir, { recursive: true });
+  const sw = fio(fioDir, 'seqwrite', 'write', '1M', false);
+  console.log(`${label} seq write 1 MiB: ${sw.bwMiBs.toFixed(1)} MiB/s   (${sw.command})`);
+  const sr = fio(fioDir, 'seqread', 'read', '1M', false);
+  console.log(`${label} seq read 1 MiB: ${sr.bwMiBs.toFixed(1)} MiB/s`);
+  const rw = fio(fioDir, 'randwrite', 'randwrite', '4k', true);
+  console.log(`${label} rand write 4 KiB: ${rw.iops.toFixed(0)} IOPS`);
+  const rr = fio(fioDir, 'randread', 'randread', '4k', true);
+  console.log(`${label} rand read 4 KiB: ${rr.iops.toFixed(0)} IOPS`);
+  rmSync(fioDir, { recursive: true, force: true });
+  const metaDir = join(mount, 'meta');
+  mkdirSync(metaDir);
+  const createS = timedShell(`seq -f 'f%05g' 1 ${files} | xargs touch`, metaDir);
+  console.log(`${label} create ${files} files: ${createS.toFixed(1)} s   (seq -f 'f%05g' 1 ${files} | xargs touch)`);
+  const lsS = timedShell('ls -l > /dev/null', metaDir);
+  console.log(`${label} ls -l: ${lsS.toFixed(1)} s`);
+  const rmS = timedShell(`rm -rf ${metaDir}`, mount);
+  console.log(`${label} rm -rf: ${rmS.toFixed(1)} s`);
+  return { seqWriteMiBs: sw.bwMiBs, seqReadMiBs: sr.bwMiBs, randWriteIops: rw.iops, randReadIops: rr.iops, createS, lsS, rmS };
+}
+
+function ratioLine(name: string, ours: number, theirs: number, higherIsBetter: boolean, unit: string): string {
+  const ratio = higherIsBetter ? ours / theirs : theirs / ours;
+  return `  ${name.padEnd(22)} shoal ${ours.toFixed(1).padStart(8)} ${unit.padEnd(6)} ceph-fuse ${theirs.toFixed(1).padStart(8)} ${unit.padEnd(6)} ${ratio.toFixed(2)}x ${ratio >= 1 ? 'ahead' : 'behind'}`;
+}
+
+export async function run(): Promise<void> {
+  const cephMountAt = process.argv.indexOf('--ceph-mount');
+  const cephMount = cephMountAt >= 0 ? process.argv[cephMountAt + 1] : undefined;
+  if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (apt-get install fio)');
+  const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-fs-'));
+  const [monPort, osdPort] = await freePortPair();
+  writeFileSync(join(dir, 'shoal.conf'), clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000008', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-s3', '--mount', mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  up.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise((resolve) => up.once('exit', resolve));
+  try {
+    for (let waited = 0; !output.includes('is up'); waited += 100) {
+      if (waited > 90_000 || up.exitCode !== null) throw new Error(`shoal up --mount did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log(`cluster: 1 monitor + 3 OSD processes on 127.0.0.1, pools of size 3, FUSE mount ${mnt}; fio psync direct=1 numjobs=4 size=${size}/job, random phases ${runtime} s; ${files} files`);
+    const ours = measure(mnt, 'shoal');
+    let theirs = recordedCeph;
+    let source = 'ceph-fuse figures recorded in ../shared/anchors/ceph/RESULTS.md (Ceph 16.2.15, same machine; not measured in this run)';
+    if (cephMount) {
+      theirs = measure(cephMount, 'ceph-fuse');
+      source = `ceph-fuse mount ${cephMount} measured in this run`;
+    }
+    console.log(`\nshoal FUSE vs ${source}:`);
+    console.log(ratioLine('seq write 1 MiB', ours.seqWriteMiBs, theirs.seqWriteMiBs, true, 'MiB/s'));
+    console.log(ratioLine('seq read 1 MiB', ours.seqReadMiBs, theirs.seqReadMiBs, true, 'MiB/s'));
+    console.log(ratioLine('rand write 4 KiB', ours.randWriteIops, theirs.randWriteIops, true, 'IOPS'));
+    console.log(ratioLine('rand read 4 KiB', ours.randReadIops, theirs.randReadIops, true, 'IOPS'));
+    console.log(ratioLine(`create ${files} files`, ours.createS, theirs.createS * (files / 10_000), false, 's'));
+    console.log(ratioLine('ls -l', ours.lsS, theirs.lsS * (files / 10_000), false, 's'));
+    console.log(ratioLine('rm -rf', ours.rmS, theirs.rmS * (files / 10_000), false, 's'));
+    const env = ['SHOAL_BENCH_FS_SIZE', 'SHOAL_BENCH_FS_RUNTIME', 'SHOAL_BENCH_FS_FILES'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('');
+    console.log(`(command: ${env}npm run bench -- fs${cephMount ? ` --ceph-mount ${cephMount}` : ''}; the recorded ceph-fuse figures used size=512M per job and 10000 files, its metadata times are scaled to ${files} files)`);
+  } finally {
+    up.kill('SIGTERM');
+    await exited;
+    if (readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} `)) spawnSync('fusermount', ['-uz', mnt]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
