@@ -21,7 +21,8 @@ import { runS3Load } from './lib/s3-load.js';
 
 const reps = Number(process.env['SHOAL_REPORT_REPS'] ?? 3);
 const phaseSeconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 5);
-const budgetSeconds = 20 * 60;
+/** A run is not started when the same benchmark's last run would not fit in what is left of the budget. */
+const budgetSeconds = Number(process.env['SHOAL_REPORT_BUDGET_MIN'] ?? 20) * 60;
 const childTimeoutMs = 8 * 60 * 1000;
 const osdGoalMiB = 300;
 const sampleEveryMs = 500;
@@ -194,86 +195,113 @@ function machineDescription(dir: string): string[] {
   ];
 }
 
-export async function run(): Promise<void> {
-  const startedAt = new Date();
-  const started = performance.now();
-  const names = benchmarkNames();
-  if (spawnSync('sh', ['-c', 'command -v fio']).status !== 0) throw new Error('the report needs fio for the machine limits (apt-get install fio)');
-  const root = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-report-'));
-  const loadAtStart = loadavg()[0] ?? 0;
-  const machine = machineDescription(root);
-  log(`benchmarks: ${names.join(', ')}; ${reps} repetition(s); ${phaseSeconds} s phases; budget ${budgetSeconds / 60} min; load average at start ${loadAtStart.toFixed(1)}`);
-  const figures: Figure[] = [];
-  const peaks = new Map<string, number>();
-  const failures: string[] = [];
-  const cephMeasured: string[] = [];
-  try {
-    for (let rep = 1; rep <= reps; rep++) {
-      let t = performance.now();
-      figures.push(...(await machineLimits(root)));
-      log(`rep ${rep}/${reps}: machine limits in ${((performance.now() - t) / 1000).toFixed(0)} s`);
-      const ceph = await cephS3().catch((error: unknown) => {
-        failures.push(`Ceph S3 endpoint, rep ${rep}: ${String(error)}`);
-        return undefined;
-      });
-      for (const name of names) {
-        t = performance.now();
-        const dir = join(root, `${name}-${rep}`);
-        mkdirSync(dir);
-        const out = join(root, `${name}-${rep}.jsonl`);
-        log(`rep ${rep}/${reps}: ${name} (elapsed ${((performance.now() - started) / 60_000).toFixed(1)} min of ${budgetSeconds / 60})`);
-        const code = await runChild(name, dir, out, peaks);
-        const got = readFigures(out);
-        if (code !== 0) failures.push(`${name}, rep ${rep}: exited with ${code}${got.length ? ' (figures it recorded before are kept)' : ''}`);
-        if (name === 's3' && ceph) {
-          for (const f of got) {
-            const value = ceph.get(`${f.workload}|${f.metric}`);
-            if (value !== undefined) f.ceph = value;
-          }
-          if (rep === 1) cephMeasured.push('S3 (radosgw at SHOAL_REPORT_CEPH_S3)');
-        }
-        figures.push(...got);
-        rmSync(dir, { recursive: true, force: true });
-        log(`rep ${rep}/${reps}: ${name} done in ${((performance.now() - t) / 1000).toFixed(0)} s, ${got.length} figures`);
-      }
-    }
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-  if (process.env['SHOAL_BENCH_CEPH_RBD']) cephMeasured.push(`block (RBD image ${process.env['SHOAL_BENCH_CEPH_RBD']})`);
+interface Progress {
+  startedAt: Date;
+  machine: string[];
+  names: string[];
+  figures: Figure[];
+  peaks: Map<string, number>;
+  notes: string[];
+  loadAtStart: number;
+  runsDone: number;
+  runsPlanned: number;
+}
 
+/** Writes the results files and the README section from what has been measured so far (after every run). */
+function writeOutputs(p: Progress, elapsedSeconds: number, final: boolean): string {
   const anchorPath = join(anchorDir, 'results', 'results.tsv');
   const anchor = existsSync(anchorPath) ? parseAnchor(readFileSync(anchorPath, 'utf8')) : new Map<string, number[]>();
-  const rows = aggregate(figures, anchor);
-  const memory: DaemonMemory[] = [...peaks].map(([key, peak]) => {
+  const rows = aggregate(p.figures, anchor);
+  const memory: DaemonMemory[] = [...p.peaks].map(([key, peak]) => {
     const [benchmark = '', daemon = ''] = key.split('|');
     return { benchmark, daemon, peakRssMiB: peak };
   });
-  const elapsedSeconds = (performance.now() - started) / 1000;
-  const loadAtEnd = loadavg()[0] ?? 0;
+  const loadNow = loadavg()[0] ?? 0;
+  const cephMeasured = [...(process.env['SHOAL_REPORT_CEPH_S3'] ? ['S3 (radosgw at SHOAL_REPORT_CEPH_S3)'] : []), ...(process.env['SHOAL_BENCH_CEPH_RBD'] ? [`block (RBD image ${process.env['SHOAL_BENCH_CEPH_RBD']})`] : [])];
   const notes = [
-    `Load average (1 min) ${loadAtStart.toFixed(1)} at the start and ${loadAtEnd.toFixed(1)} at the end on ${cpus().length} cores${Math.max(loadAtStart, loadAtEnd) > cpus().length * 0.5 ? ': the machine was shared with other work during this run, so these figures are lower and noisier than on a quiet machine' : ''}.`,
+    ...(p.runsDone < p.runsPlanned ? [`${p.runsDone} of ${p.runsPlanned} benchmark runs done${final ? '' : ' so far (the report is still running)'}.`] : []),
+    `Load average (1 min) ${p.loadAtStart.toFixed(1)} at the start and ${loadNow.toFixed(1)} at the end on ${cpus().length} cores${Math.max(p.loadAtStart, loadNow) > cpus().length * 0.5 ? ': the machine was shared with other work during this run, so these figures are lower and noisier than on a quiet machine' : ''}.`,
     cephMeasured.length > 0 ? `Ceph measured in this run for: ${cephMeasured.join(', ')}; other Ceph figures are the recorded anchor.` : `Ceph figures are the anchor recorded on this machine (${existsSync(anchorPath) ? '../shared/anchors/ceph/results/results.tsv' : 'not found: no Ceph column'}), not measured in this run.`,
-    ...failures.map((f) => `FAILED: ${f}`),
+    ...(p.names.includes('fs') ? [] : ['No fs benchmark is built yet: files (FUSE vs ceph-fuse) are not in this report.']),
+    ...p.notes,
   ];
-  if (!names.includes('fs')) notes.push('No fs benchmark is built yet: files (FUSE vs ceph-fuse) are not in this report.');
-  const date = startedAt.toISOString().slice(0, 10);
-  const settings = ['SHOAL_REPORT_REPS', 'SHOAL_BENCH_SECONDS', 'SHOAL_REPORT_ONLY', 'SHOAL_REPORT_CEPH_S3', 'SHOAL_BENCH_CEPH_RBD'].flatMap((v) => (process.env[v] ? [`${v}=${process.env[v]}`] : []));
+  const date = p.startedAt.toISOString().slice(0, 10);
+  const settings = ['SHOAL_REPORT_REPS', 'SHOAL_BENCH_SECONDS', 'SHOAL_REPORT_BUDGET_MIN', 'SHOAL_REPORT_ONLY', 'SHOAL_REPORT_CEPH_S3', 'SHOAL_BENCH_CEPH_RBD'].flatMap((v) => (process.env[v] ? [`${v}=${process.env[v]}`] : []));
   const command = [...settings, 'npm run bench -- report'].join(' ');
-  const report: Report = { date, command, machine, reps, phaseSeconds, budgetSeconds, elapsedSeconds, rows, memory, osdGoalMiB, notes };
-
+  const report: Report = { date, command, machine: p.machine, reps, phaseSeconds, budgetSeconds, elapsedSeconds, rows, memory, osdGoalMiB, notes };
   const resultsDir = join(repoRoot, 'benchmarks', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, `${date}.json`), `${JSON.stringify({ ...report, startedAt: startedAt.toISOString(), figures }, null, 2)}\n`);
+  writeFileSync(join(resultsDir, `${date}.json`), `${JSON.stringify({ ...report, startedAt: p.startedAt.toISOString(), figures: p.figures }, null, 2)}\n`);
   writeFileSync(join(resultsDir, `${date}.md`), renderMarkdown(report, `${date}.svg`));
   writeFileSync(join(resultsDir, `${date}.svg`), renderSvg(rows, `Shoal vs Ceph vs machine limit, ${date} (${command})`));
   const readmePath = join(repoRoot, 'README.md');
   const readme = readFileSync(readmePath, 'utf8');
   if (readme.includes(readmeStart)) writeFileSync(readmePath, replaceSection(readme, readmeStart, readmeEnd, renderMarkdown(report, `benchmarks/results/${date}.svg`)));
   else log(`README.md has no ${readmeStart} marker: section not updated`);
+  return renderMarkdown(report, `${date}.svg`);
+}
 
-  process.stdout.write(`\n${renderMarkdown(report, `${date}.svg`)}\n`);
-  log(`wrote benchmarks/results/${date}.json, .md, .svg and the README section; ${(elapsedSeconds / 60).toFixed(1)} min of the ${budgetSeconds / 60} min budget`);
-  if (elapsedSeconds > budgetSeconds) log(`OVER BUDGET: ${(elapsedSeconds / 60).toFixed(1)} min > ${budgetSeconds / 60} min`);
-  if (failures.length > 0) process.exitCode = 1;
+export async function run(): Promise<void> {
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
+  if (spawnSync('sh', ['-c', 'command -v fio']).status !== 0) throw new Error('the report needs fio for the machine limits (apt-get install fio)');
+  const root = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-report-'));
+  const names = benchmarkNames();
+  const p: Progress = { startedAt: new Date(), machine: machineDescription(root), names, figures: [], peaks: new Map(), notes: [], loadAtStart: loadavg()[0] ?? 0, runsDone: 0, runsPlanned: reps * (names.length + 1) };
+  log(`benchmarks: ${names.join(', ')}; ${reps} repetition(s); ${phaseSeconds} s phases; budget ${budgetSeconds / 60} min; load average at start ${p.loadAtStart.toFixed(1)}`);
+  const lastSeconds = new Map<string, number>();
+  /** Whether a run like the last one of `name` still fits in the budget (the first run of each always starts). */
+  const fits = (name: string, rep: number) => {
+    const last = lastSeconds.get(name);
+    if (last === undefined || elapsed() + last <= budgetSeconds) return true;
+    p.notes.push(`Not run for the budget: ${name} repetition ${rep} (its last run took ${last.toFixed(0)} s, ${(elapsed() / 60).toFixed(1)} min of ${budgetSeconds / 60} were gone).`);
+    log(`skipping ${name} rep ${rep}: would overrun the budget`);
+    return false;
+  };
+  try {
+    for (let rep = 1; rep <= reps; rep++) {
+      let t = performance.now();
+      if (fits('machine', rep)) {
+        p.figures.push(...(await machineLimits(root)));
+        lastSeconds.set('machine', (performance.now() - t) / 1000);
+        p.runsDone++;
+        log(`rep ${rep}/${reps}: machine limits in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+      }
+      const ceph = await cephS3().catch((error: unknown) => {
+        p.notes.push(`FAILED: Ceph S3 endpoint, rep ${rep}: ${String(error)}`);
+        return undefined;
+      });
+      for (const name of names) {
+        if (!fits(name, rep)) continue;
+        t = performance.now();
+        const dir = join(root, `${name}-${rep}`);
+        mkdirSync(dir);
+        const out = join(root, `${name}-${rep}.jsonl`);
+        log(`rep ${rep}/${reps}: ${name} (elapsed ${(elapsed() / 60).toFixed(1)} min of ${budgetSeconds / 60})`);
+        const code = await runChild(name, dir, out, p.peaks);
+        const got = readFigures(out);
+        if (code !== 0) p.notes.push(`FAILED: ${name}, rep ${rep}: exited with ${code}${got.length ? ' (figures it recorded before are kept)' : ''}`);
+        if (name === 's3' && ceph) {
+          for (const f of got) {
+            const value = ceph.get(`${f.workload}|${f.metric}`);
+            if (value !== undefined) f.ceph = value;
+          }
+        }
+        p.figures.push(...got);
+        rmSync(dir, { recursive: true, force: true });
+        lastSeconds.set(name, (performance.now() - t) / 1000);
+        p.runsDone++;
+        log(`rep ${rep}/${reps}: ${name} done in ${((performance.now() - t) / 1000).toFixed(0)} s, ${got.length} figures`);
+        writeOutputs(p, elapsed(), false);
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const markdown = writeOutputs(p, elapsed(), true);
+  process.stdout.write(`\n${markdown}\n`);
+  const date = p.startedAt.toISOString().slice(0, 10);
+  log(`wrote benchmarks/results/${date}.json, .md, .svg and the README section; ${(elapsed() / 60).toFixed(1)} min of the ${budgetSeconds / 60} min budget`);
+  if (elapsed() > budgetSeconds) log(`OVER BUDGET: ${(elapsed() / 60).toFixed(1)} min > ${budgetSeconds / 60} min`);
+  if (p.notes.some((n) => n.startsWith('FAILED'))) process.exitCode = 1;
 }

@@ -179,8 +179,8 @@ function escapeXml(text: string): string {
  * each group scaled to its own largest value, since the units differ between workloads.
  */
 export function renderSvg(rows: Row[], title: string): string {
-  const width = 960;
-  const labelWidth = 380;
+  const width = 1040;
+  const labelWidth = 440;
   const barMax = 440;
   const barHeight = 11;
   const groupGap = 10;
@@ -189,8 +189,10 @@ export function renderSvg(rows: Row[], title: string): string {
   const parts: string[] = [];
   let y = top;
   for (const row of rows) {
-    const bars: { kind: keyof typeof colors; value: number; text: string }[] = [{ kind: 'shoal', value: row.shoal.median, text: `Shoal ${formatNumber(row.shoal.median)}` }];
-    if (row.ceph) bars.push({ kind: 'ceph', value: row.ceph.median, text: `Ceph ${formatNumber(row.ceph.median)}${row.ceph.source === 'recorded anchor' ? ' (recorded)' : ''}` });
+    // The machine's own rows compare this run with the anchor run's measurement of the same machine.
+    const machine = row.benchmark === 'machine';
+    const bars: { kind: keyof typeof colors; value: number; text: string }[] = [{ kind: 'shoal', value: row.shoal.median, text: `${machine ? 'this run' : 'Shoal'} ${formatNumber(row.shoal.median)}` }];
+    if (row.ceph) bars.push({ kind: 'ceph', value: row.ceph.median, text: `${machine ? 'Ceph anchor run' : 'Ceph'} ${formatNumber(row.ceph.median)}${row.ceph.source === 'recorded anchor' ? ' (recorded)' : ''}` });
     if (row.limit) bars.push({ kind: 'limit', value: row.limit.value, text: `limit ${formatNumber(row.limit.value)}` });
     const scaleMax = Math.max(...bars.map((b) => b.value), row.shoal.max);
     const scale = (v: number) => (scaleMax > 0 && Number.isFinite(v) ? (Math.max(0, v) / scaleMax) * barMax : 0);

@@ -116,7 +116,7 @@ test('renderSvg: well-formed, escaped labels, a bar per figure scaled within its
   assert.ok(svg.includes('title &amp; &lt;more&gt;'));
   assert.ok(svg.includes('s3: GET &lt;4 KiB&gt; &amp; co (s, lower is better)'));
   assert.ok(!/<text[^>]*>[^<]*&(?!amp;|lt;|gt;|quot;)/.test(svg), 'no raw & in text');
-  const widths = [...svg.matchAll(/<rect x="380" y="[\d.]+" width="([\d.]+)" height="11"/g)].map((m) => Number(m[1]));
+  const widths = [...svg.matchAll(/<rect x="440" y="[\d.]+" width="([\d.]+)" height="11"/g)].map((m) => Number(m[1]));
   // Group 1: Shoal 1000 (max 1100 sets the scale) and Ceph 761; group 2: Shoal alone at full width.
   assert.deepEqual(widths, [Number(((1000 / 1100) * 440).toFixed(1)), Number(((761 / 1100) * 440).toFixed(1)), 440]);
   assert.equal((svg.match(/<line /g) ?? []).length, 1, 'one whisker: only the first row has more than one value');
