@@ -8,7 +8,7 @@
  * SHOAL_BENCH_CEPH_RBD=POOL/IMAGE for block).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { parseAnchor } from './lib/baselines.js';
 import { aggregate, renderMarkdown, renderSvg, replaceSection, type DaemonMemory, type Report } from './lib/report-core.js';
 import { readFigures, type Figure } from './lib/results.js';
 import { runS3Load } from './lib/s3-load.js';
+import { daemonPids, peakRssMiB } from './lib/daemon-memory.js';
 
 const reps = Number(process.env['SHOAL_REPORT_REPS'] ?? 3);
 const phaseSeconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 5);
@@ -101,32 +102,6 @@ async function machineLimits(dir: string): Promise<Figure[]> {
     ];
   } finally {
     rmSync(file, { force: true });
-  }
-}
-
-/** Every `<name>.pid` file one level below `dir` (the clusters a benchmark started), as daemon name → pid. */
-function daemonPids(dir: string): Map<string, number> {
-  const out = new Map<string, number>();
-  if (!existsSync(dir)) return out;
-  for (const cluster of readdirSync(dir, { withFileTypes: true })) {
-    if (!cluster.isDirectory()) continue;
-    const clusterDir = join(dir, cluster.name);
-    for (const file of readdirSync(clusterDir)) {
-      if (!file.endsWith('.pid')) continue;
-      const pid = Number(readFileSync(join(clusterDir, file), 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0) out.set(file.slice(0, -4), pid);
-    }
-  }
-  return out;
-}
-
-/** VmHWM (peak resident set) of a live process in MiB, or undefined when it is gone. */
-function peakRssMiB(pid: number): number | undefined {
-  try {
-    const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -163,3 +163,23 @@ test('every Ceph row that baselines.ts names exists in the recorded anchor', asy
     assert.ok(anchor.has(`${base.ceph.section}|${base.ceph.test}|${base.ceph.unit}`), `${key}: no anchor row ${base.ceph.section} / ${base.ceph.test} / ${base.ceph.unit}`);
   }
 });
+
+test('daemonPids finds the pid files of the cluster dirs below a dir; peakRssMiB reads VmHWM of a live process', async () => {
+  const { daemonPids, peakRssMiB } = await import('../../../benchmarks/lib/daemon-memory.js');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-pids-'));
+  try {
+    mkdirSync(join(dir, 'cluster-1'));
+    writeFileSync(join(dir, 'cluster-1', 'osd.0.pid'), `${process.pid}\n`);
+    writeFileSync(join(dir, 'cluster-1', 'osd.0.log'), 'not a pid file');
+    writeFileSync(join(dir, 'cluster-1', 'bad.pid'), 'x');
+    writeFileSync(join(dir, 'top.pid'), '1');
+    assert.deepEqual([...daemonPids(dir)], [['osd.0', process.pid]]);
+    assert.deepEqual([...daemonPids(join(dir, 'missing'))], []);
+    const peak = peakRssMiB(process.pid);
+    assert.ok(peak !== undefined && peak > 1 && peak >= process.memoryUsage().rss / 2 ** 20 - 1, `VmHWM ${peak} MiB covers the current RSS`);
+    assert.equal(peakRssMiB(2 ** 22 + 12345), undefined, 'no such process');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
