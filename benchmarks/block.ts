@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
 import { closedLoop, percentile } from './lib/stats.js';
+import { record } from './lib/results.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 const imageBytes = 512 * 2 ** 20;
@@ -151,6 +152,9 @@ export async function run(): Promise<void> {
     for (const phase of phases) {
       const ours = shoal.get(phase.name) as Figures;
       const base = ceph?.get(phase.name) ?? recordedCeph[phase.name];
+      const measured = ceph?.get(phase.name);
+      const small = phase.bs === '4k';
+      record({ benchmark: 'block', workload: phase.name, metric: small ? 'IOPS' : 'MiB/s', value: small ? ours.iops : ours.mibps, unit: small ? 'IOPS' : 'MiB/s', higherIsBetter: true, ...(measured ? { ceph: small ? measured.iops : measured.mibps } : {}), ...(small ? { goal: '>= 2x Ceph' } : {}) });
       if (!base) continue;
       const ratio = phase.bs === '4k' ? `${(ours.iops / base.iops).toFixed(2)}x its IOPS (${ours.iops.toFixed(0)} / ${base.iops.toFixed(0)})` : `${(ours.mibps / base.mibps).toFixed(2)}x its MiB/s (${ours.mibps.toFixed(0)} / ${base.mibps.toFixed(0)})`;
       console.log(`${phase.name.padEnd(24)} ${ratio}${phase.bs === '4k' ? '; goal >= 2x' : ''}${base.p99Ms ? `; p99 ${ours.p99Ms.toFixed(1)} ms vs ${base.p99Ms} ms` : ''}`);

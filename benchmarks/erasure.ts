@@ -12,6 +12,7 @@ import { Codec } from '../src/erasure/index.js';
 import { ObjectClient, wire } from '../src/index.js';
 import { startBenchCluster } from './lib/cluster.js';
 import { closedLoop, describe, type LoadResult } from './lib/stats.js';
+import { record } from './lib/results.js';
 
 const MiB = 1024 * 1024;
 const dataBytes = 4 * MiB;
@@ -47,6 +48,8 @@ export function codecFigures(): void {
     const encode = measure(bytes, () => codec.encode(data));
     const lossy = [...data, ...parity].map((s, i) => (i < m ? undefined : s));
     const decode = measure(bytes, () => codec.reconstruct(lossy));
+    record({ benchmark: 'erasure', workload: `${k}+${m} encode 4 MiB`, metric: 'MiB/s', value: encode, unit: 'MiB/s', higherIsBetter: true, limit: memcpy, limitName: 'memcpy (Buffer.copy), one core' });
+    record({ benchmark: 'erasure', workload: `${k}+${m} decode 4 MiB, ${m} lost`, metric: 'MiB/s', value: decode, unit: 'MiB/s', higherIsBetter: true, limit: memcpy, limitName: 'memcpy (Buffer.copy), one core' });
     process.stdout.write(
       `${`${k}+${m} encode`.padEnd(24)} ${encode.toFixed(0).padStart(7)} MB/s  ${(encode / memcpy).toFixed(3)}x memcpy\n` +
         `${`${k}+${m} decode (${m} data lost)`.padEnd(24)} ${decode.toFixed(0).padStart(7)} MB/s  ${(decode / memcpy).toFixed(3)}x memcpy\n`,

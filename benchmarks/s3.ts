@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { runS3Load, type S3PhaseResult } from './lib/s3-load.js';
 import { freePortPair } from './lib/ports.js';
+import { record } from './lib/results.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 
@@ -55,12 +56,14 @@ export async function run(): Promise<void> {
       if (!r) continue;
       const ours = figure(r, anchor.unit);
       const ratio = ours / anchor.value;
+      if (!r.errors) record({ benchmark: 's3', workload: anchor.phase, metric: anchor.unit, value: ours, unit: anchor.unit, higherIsBetter: true, ...(anchor.goal ? { goal: `>= ${anchor.goal}x Ceph` } : {}) });
       const goal = anchor.goal === undefined ? '' : `  (goal >= ${anchor.goal}x: ${ratio >= anchor.goal ? 'met' : 'NOT met'})`;
       console.log(`  ${anchor.phase.padEnd(18)} ${ours.toFixed(anchor.unit === 'MB/s' ? 1 : 0).padStart(8)} ${anchor.unit} vs radosgw ${anchor.value} ${anchor.unit} = ${ratio.toFixed(2)}x${goal}${r.errors ? `  [${r.errors} errors]` : ''}`);
     }
     if (report.list && report.list.seconds.length === 0) console.log(`  ${'LIST 10000 keys'.padEnd(18)}      n/a   vs radosgw ${radosgwListSeconds} s  [${report.list.errors} errors]`);
     else if (report.list) {
       const ratio = radosgwListSeconds / report.list.medianSeconds;
+      if (!report.list.errors) record({ benchmark: 's3', workload: `LIST ${report.list.keys} keys`, metric: 'seconds', value: report.list.medianSeconds, unit: 's', higherIsBetter: false });
       console.log(`  ${`LIST ${report.list.keys} keys`.padEnd(18)} ${report.list.medianSeconds.toFixed(2).padStart(8)} s     vs radosgw ${radosgwListSeconds} s = ${ratio.toFixed(2)}x as fast${report.list.errors ? `  [${report.list.errors} errors]` : ''}`);
     }
     if (report.errors > 0 || report.cleanupErrors.length > 0) {
