@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
+import { record } from './lib/results.js';
 
 const size = process.env['SHOAL_BENCH_FS_SIZE'] ?? '512M';
 const runtime = Number(process.env['SHOAL_BENCH_FS_RUNTIME'] ?? 20);
@@ -102,6 +103,11 @@ export async function run(): Promise<void> {
       theirs = measure(cephMount, 'ceph-fuse');
       source = `ceph-fuse mount ${cephMount} measured in this run`;
     }
+    const goal = '>= 1x Ceph';
+    record({ benchmark: 'fs', workload: 'seq write 1 MiB x4', metric: 'MiB/s', value: ours.seqWriteMiBs, unit: 'MiB/s', higherIsBetter: true, goal });
+    record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal });
+    record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal });
+    record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal });
     console.log(`\nshoal FUSE vs ${source}:`);
     console.log(ratioLine('seq write 1 MiB', ours.seqWriteMiBs, theirs.seqWriteMiBs, true, 'MiB/s'));
     console.log(ratioLine('seq read 1 MiB', ours.seqReadMiBs, theirs.seqReadMiBs, true, 'MiB/s'));

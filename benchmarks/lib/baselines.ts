@@ -49,6 +49,11 @@ export const baselines: Record<string, Baseline> = {
   'block|seq read 1 MiB qd4': { ceph: { section: 'rbd', test: 'seqread 1M qd4', unit: 'MiB/s' }, limit: { machine: m.seqRead } },
   'block|rand write 4 KiB qd16': { ceph: { section: 'rbd', test: 'randwrite 4k qd16', unit: 'IOPS' }, limit: { machine: m.randWrite, divide: 3 } },
   'block|rand read 4 KiB qd16': { ceph: { section: 'rbd', test: 'randread 4k qd16', unit: 'IOPS' }, limit: { machine: m.randRead } },
+
+  'fs|seq write 1 MiB x4': { ceph: { section: 'cephfs', test: 'seqwrite 1M psync x4', unit: 'MiB/s' }, limit: { machine: m.seqWrite, divide: 3 } },
+  'fs|seq read 1 MiB x4': { ceph: { section: 'cephfs', test: 'seqread 1M psync x4', unit: 'MiB/s' }, limit: { machine: m.seqRead } },
+  'fs|rand write 4 KiB x4': { ceph: { section: 'cephfs', test: 'randwrite 4k psync x4', unit: 'IOPS' }, limit: { machine: m.randWrite, divide: 3 } },
+  'fs|rand read 4 KiB x4': { ceph: { section: 'cephfs', test: 'randread 4k psync x4', unit: 'IOPS' }, limit: { machine: m.randRead } },
 };
 
 /** The anchor's results.tsv (section, test, unit, repetition, value) as `section|test|unit` → values. */
