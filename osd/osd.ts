@@ -233,7 +233,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
       const req = decode(osdCodecs.pgInfoRequest, request.header);
       await haveEpoch(Number(req.epoch ?? 0));
       const pg = await localPg(req.pool ?? 0, req.pgSeed ?? 0);
-      return { header: osdCodecs.pgInfoReply.encode(pg.info(req.withLog ?? false)) };
+      return { header: osdCodecs.pgInfoReply.encode(await pg.info(req.withLog ?? false)) };
     },
     async pull(request) {
       const req = decode(osdCodecs.pullRequest, request.header);

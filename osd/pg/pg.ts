@@ -187,6 +187,8 @@ export class PlacementGroup {
   /** Primary, while active: members being backfilled; objects after `cursor` get log-only rep ops. */
   #backfill = new Map<number, { cursor: string; all: boolean; dirty: Set<string>; remaining: number }>();
   #degradedObjects = 0;
+  /** The last logged change submitted to the store (FIFO: once it settles, every earlier one has). */
+  #lastApply: Promise<void> = Promise.resolve();
   /** Bad copies the last scrub found and did not repair (the PG shows +inconsistent). */
   #inconsistentObjects = 0;
   #recovered = 0;
@@ -611,6 +613,7 @@ export class PlacementGroup {
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
     const local = this.#ctx.store.apply(tx);
+    this.#lastApply = local.catch(() => {});
     const remote = this.#acting
       .map((o, position) => ({ o, position }))
       .filter(({ o }) => o >= 0 && o !== this.#ctx.osdId)
@@ -690,10 +693,22 @@ export class PlacementGroup {
       }
     }
     this.#logInTransaction(tx, entry);
-    return this.#ctx.store.apply(tx);
+    const applied = this.#ctx.store.apply(tx);
+    this.#lastApply = applied.catch(() => {});
+    return applied;
   }
 
-  info(withLog: boolean): wire.PgInfoReply.$Properties {
+  /**
+   * Waits until every logged change this copy has submitted is committed (the store commits in submission order), so
+   * what peering and recovery read of it (its log head, its objects) is durable state, never a change still in flight.
+   */
+  async settled(): Promise<void> {
+    await this.#lastApply;
+  }
+
+  /** What this copy holds, as peering asks for it: only after its submitted changes have committed. */
+  async info(withLog: boolean): Promise<wire.PgInfoReply.$Properties> {
+    await this.settled();
     return {
       lastUpdate: this.#log.head,
       logTail: this.#log.tail,
@@ -711,6 +726,7 @@ export class PlacementGroup {
 
   /** The whole state of one object (for recovery), data as the payload. */
   async readObjectState(name: string, omapAfter?: string): Promise<{ state: wire.ObjectState.$Properties; payload: Buffer }> {
+    await this.settled();
     const oid = this.#oid(name);
     if (!(await this.#ctx.store.exists(oid))) return { state: { object: name, exists: false }, payload: Buffer.alloc(0) };
     const [data, stat, xattrs, omap] = await Promise.all([
@@ -762,6 +778,7 @@ export class PlacementGroup {
   }
 
   async scan(after: string, limit: number, deep = false): Promise<ScanPage> {
+    await this.settled();
     const page = await this.#ctx.store.listObjects(this.name, { limit, ...(after ? { after } : {}) });
     const versions = await Promise.all(
       page.names.map(async (name) => decodeVersionBytes(await this.#ctx.store.getXattr(this.#oid(name), versionXattr).catch(() => undefined))),

@@ -212,13 +212,14 @@ test('thrash: OSDs killed, restarted, marked out and in under load; nothing ackn
     const report = await load.stop();
     process.stdout.write(`# thrash (seed ${seed}): ${actions.join('; ')}\n`);
     process.stdout.write(`# load: ${report.writes} writes acknowledged, ${report.writeErrors} failed; ${report.reads} reads checked, ${report.readErrors} failed\n`);
+    // Every OSD back up and in before judging, so a failure here does not leave the next test a crippled cluster.
+    if (down !== undefined) {
+      osds.get(down)?.start();
+      await waitForUp([down], true);
+    }
+    if (out !== undefined) await client.monitors.command({ osdIn: { ids: [out] } });
     assert.deepEqual(report.wrong, [], 'wrong reads during the thrashing');
   }
-  if (down !== undefined) {
-    osds.get(down)?.start();
-    await waitForUp([down], true);
-  }
-  if (out !== undefined) await client.monitors.command({ osdIn: { ids: [out] } });
   const settleStarted = Date.now();
   await waitFor('every PG active+clean', 300_000, async () => ((await allClean()) ? true : undefined), 500);
   const settledMs = Date.now() - settleStarted;
