@@ -221,6 +221,12 @@ test('10,000 commands keep the log bounded by snapshots; all monitors restarted 
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
+  // Any monitor serves map reads, and a follower may not have applied the last commands yet: wait until every
+  // monitor has applied the same index, then read.
+  await waitFor('every monitor to apply the last command', 20_000, async () => {
+    const applied = (await client.statusAll()).map((s) => String(s.status?.appliedIndex ?? 'down'));
+    return applied.every((a) => a === applied[0] && a !== 'down') ? true : undefined;
+  });
   const before = await client.getMap();
   const statuses = await client.statusAll();
   for (const s of statuses) {
