@@ -25,9 +25,6 @@ export interface S3Cluster {
 
 export async function startS3Cluster(prefix: string, options: { osds?: number; restart?: boolean } = {}): Promise<S3Cluster> {
   const dir = tempDir(prefix);
-  // `shoal up` puts a new cluster's monitor on the fixed port 7400; a config written first (free ports) keeps
-  // clusters of tests running at the same time apart.
-  await writeClusterConfig(dir, ['a'], { osdGraceMs: 6000 });
   // A config with free monitor ports first: `shoal up` would otherwise use the default 7400, and clusters of tests
   // running side by side would join each other's monitors.
   await writeClusterConfig(dir, ['a'], { tickMs: 50, osdHeartbeatIntervalMs: 300, osdGraceMs: 2500, commandTimeoutMs: 5000, monitorCallTimeoutMs: 2000 });
