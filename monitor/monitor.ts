@@ -270,7 +270,16 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
       .finally(() => (bootstrapPending = false));
   }
 
-  server.unary(monitorRpc.getMap, async () => {
+  server.unary(monitorRpc.getMap, async (request) => {
+    // A follower learns of a commit a heartbeat after the leader acknowledged it, so a client that reads right after
+    // its command (or another process's) could miss it. The follower asks the leader, and answers from its own map
+    // only when the leader cannot be reached: reads stay available without a quorum.
+    if (!request.local && role !== 'leader' && leader && leader !== config.id) {
+      const fromLeader = await peerClient(leader)
+        ?.call(monitorRpc.getMap, { local: true }, { timeoutMs: Math.max(t.tickMs, t.monitorCallTimeoutMs / 2) })
+        .catch(() => undefined);
+      if (fromLeader?.map && decodeClusterMap(fromLeader.map).epoch >= map.epoch) return fromLeader;
+    }
     if (map.epoch === 0) throw new StorageError('UNAVAILABLE', 'the cluster map is not initialised yet');
     return { map: encodeClusterMap(map) };
   });

@@ -133,6 +133,24 @@ test('failure detection: an OSD that stops heartbeating is marked down, then out
   }
 });
 
+test('read your writes: a follower asked for the map right after a command answers with that command applied', async () => {
+  const leader = await leaderName();
+  const followers = config.monitors.filter((m) => m.name !== leader);
+  const readers = followers.map((m) => new MonitorClient([m], { callTimeoutMs: 1000, commandTimeoutMs: 3000 }));
+  try {
+    for (let i = 0; i < 10; i++) {
+      const reply = await client.command({ poolCreate: { name: `ryw-${i}`, pgNum: 8 } });
+      for (const reader of readers) {
+        const map = await reader.getMap();
+        assert.ok(map.epoch >= Number(reply.epoch), `a follower answered epoch ${map.epoch} after a command acknowledged at ${reply.epoch}`);
+        assert.ok(map.pools.some((p) => p.name === `ryw-${i}`));
+      }
+    }
+  } finally {
+    for (const reader of readers) reader.close();
+  }
+});
+
 test('kill -9 the leader under a command stream: a new leader within 5 s, nothing acknowledged is lost, the old leader catches up', async () => {
   const acknowledged: string[] = [];
   let stop = false;
