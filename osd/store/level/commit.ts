@@ -184,8 +184,11 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
 
   /** The object's bytes [from, to) as the working state says they are. */
   async function materialize(o: WorkingObject, from: number, to: number): Promise<Buffer> {
-    const out = Buffer.alloc(to - from);
     const { base, baseValid, extents } = o.data;
+    // One new extent covers the piece (a full write): its bytes as they are, with no copy.
+    const whole = extents.find((e) => e.data && e.offset <= from && e.offset + e.length >= to);
+    if (whole?.data) return whole.data.subarray(from - whole.offset, to - whole.offset);
+    const out = Buffer.alloc(to - from);
     const baseEnd = Math.min(baseValid, to);
     if (base.kind !== 'none' && from < baseEnd) {
       for (const [a, b] of gaps(from, baseEnd, extents)) (await reader.read(base, a, b)).copy(out, a - from);
