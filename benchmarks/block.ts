@@ -16,7 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
 import { closedLoop, percentile } from './lib/stats.js';
-import { record } from './lib/results.js';
+import { cpuOf, record } from './lib/results.js';
+import { startCpuMeter, type CpuUse } from './lib/cpu.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 const imageBytes = 512 * 2 ** 20;
@@ -49,6 +50,7 @@ interface Figures {
   iops: number;
   mibps: number;
   p99Ms: number;
+  cpu?: CpuUse;
 }
 
 function option(name: string, env: string): string | undefined {
@@ -62,13 +64,15 @@ function fio(args: string[], phase: Phase): Figures {
     ...(phase.once ? ['--runtime=120'] : ['--time_based', `--runtime=${seconds}`]),
     ...args,
   ];
+  const meter = startCpuMeter();
   const r = spawnSync('fio', full, { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) throw new Error(`fio ${full.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: Record<'read' | 'write', { iops: number; bw_bytes: number; clat_ns: { percentile?: Record<string, number> } }>[] };
+  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: Record<'read' | 'write', { iops: number; bw_bytes: number; total_ios: number; clat_ns: { percentile?: Record<string, number> } }>[] };
   const job = json.jobs[0];
   if (!job) throw new Error('fio printed no job');
   const side = phase.rw.includes('write') ? job.write : job.read;
-  return { iops: side.iops, mibps: side.bw_bytes / 2 ** 20, p99Ms: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1e6 };
+  const cpu = meter.stop(side.total_ios);
+  return { iops: side.iops, mibps: side.bw_bytes / 2 ** 20, p99Ms: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1e6, ...(cpu ? { cpu } : {}) };
 }
 
 async function freePort(): Promise<number> {
@@ -154,7 +158,7 @@ export async function run(): Promise<void> {
       const base = ceph?.get(phase.name) ?? recordedCeph[phase.name];
       const measured = ceph?.get(phase.name);
       const small = phase.bs === '4k';
-      record({ benchmark: 'block', workload: phase.name, metric: small ? 'IOPS' : 'MiB/s', value: small ? ours.iops : ours.mibps, unit: small ? 'IOPS' : 'MiB/s', higherIsBetter: true, ...(measured ? { ceph: small ? measured.iops : measured.mibps } : {}), ...(small ? { goal: '>= 2x Ceph' } : {}) });
+      record({ benchmark: 'block', workload: phase.name, metric: small ? 'IOPS' : 'MiB/s', value: small ? ours.iops : ours.mibps, unit: small ? 'IOPS' : 'MiB/s', higherIsBetter: true, ...(measured ? { ceph: small ? measured.iops : measured.mibps } : {}), ...(small ? { goal: '>= 2x Ceph' } : {}), ...cpuOf(ours) });
       if (!base) continue;
       const ratio = phase.bs === '4k' ? `${(ours.iops / base.iops).toFixed(2)}x its IOPS (${ours.iops.toFixed(0)} / ${base.iops.toFixed(0)})` : `${(ours.mibps / base.mibps).toFixed(2)}x its MiB/s (${ours.mibps.toFixed(0)} / ${base.mibps.toFixed(0)})`;
       console.log(`${phase.name.padEnd(24)} ${ratio}${phase.bs === '4k' ? '; goal >= 2x' : ''}${base.p99Ms ? `; p99 ${ours.p99Ms.toFixed(1)} ms vs ${base.p99Ms} ms` : ''}`);

@@ -12,7 +12,7 @@ import { Codec } from '../src/erasure/index.js';
 import { ObjectClient, wire } from '../src/index.js';
 import { startBenchCluster } from './lib/cluster.js';
 import { closedLoop, describe, type LoadResult } from './lib/stats.js';
-import { record } from './lib/results.js';
+import { cpuOf, record } from './lib/results.js';
 
 const MiB = 1024 * 1024;
 const dataBytes = 4 * MiB;
@@ -84,6 +84,10 @@ export async function clusterFigures(): Promise<void> {
     const rep = mbps(results['rep'] ?? []);
     const ec = mbps(results['ec'] ?? []);
     process.stdout.write(`4 MiB writes: EC 4+2 ${ec.toFixed(1)} MB/s, replicated size 3 ${rep.toFixed(1)} MB/s: EC = ${(ec / rep).toFixed(2)}x replicated (goal >= 1.5x)\n`);
+    const lastEc = results['ec']?.at(-1) ?? {};
+    record({ benchmark: 'erasure', workload: 'write 4 MiB c8, EC 4+2 pool', metric: 'MB/s', value: ec, unit: 'MB/s', higherIsBetter: true, ...cpuOf(lastEc) });
+    record({ benchmark: 'erasure', workload: 'write 4 MiB c8, replicated size 3 pool', metric: 'MB/s', value: rep, unit: 'MB/s', higherIsBetter: true, ...cpuOf(results['rep']?.at(-1) ?? {}) });
+    record({ benchmark: 'erasure', workload: 'write 4 MiB c8, EC 4+2 / replicated', metric: 'ratio', value: ec / rep, unit: 'x', higherIsBetter: true, goal: '>= 1.5x', ...cpuOf(lastEc) });
   } finally {
     await cluster.stop();
   }

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
-import { record } from './lib/results.js';
+import { cpuOf, record } from './lib/results.js';
+import { startCpuMeter, type CpuUse } from './lib/cpu.js';
 
 const size = process.env['SHOAL_BENCH_FS_SIZE'] ?? '512M';
 const runtime = Number(process.env['SHOAL_BENCH_FS_RUNTIME'] ?? 20);
@@ -30,15 +31,20 @@ interface Figures {
   createS: number;
   lsS: number;
   rmS: number;
+  /** CPU use during each fio phase (ours only). */
+  cpu?: Record<'seqWrite' | 'seqRead' | 'randWrite' | 'randRead', CpuUse | undefined>;
 }
 
-function fio(dir: string, name: string, rw: string, bs: string, timed: boolean): { bwMiBs: number; iops: number; command: string } {
+function fio(dir: string, name: string, rw: string, bs: string, timed: boolean): { bwMiBs: number; iops: number; command: string; cpu?: CpuUse } {
   const args = [`--directory=${dir}`, '--filename_format=f.$jobnum', '--ioengine=psync', '--direct=1', '--numjobs=4', '--group_reporting', `--name=${name}`, `--rw=${rw}`, `--bs=${bs}`, `--size=${size}`, ...(timed ? ['--time_based', `--runtime=${runtime}`] : []), '--output-format=json'];
+  const meter = startCpuMeter();
   const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`fio ${name} failed: ${r.stderr}`);
-  const job = (JSON.parse(r.stdout) as { jobs: { read: { bw: number; iops: number }; write: { bw: number; iops: number } }[] }).jobs[0];
+  type Side = { bw: number; iops: number; total_ios: number };
+  const job = (JSON.parse(r.stdout) as { jobs: { read: Side; write: Side }[] }).jobs[0];
   const side = rw.includes('read') ? job?.read : job?.write;
-  return { bwMiBs: (side?.bw ?? 0) / 1024, iops: side?.iops ?? 0, command: `fio ${args.slice(0, -1).join(' ')}` };
+  const cpu = meter.stop(side?.total_ios);
+  return { bwMiBs: (side?.bw ?? 0) / 1024, iops: side?.iops ?? 0, command: `fio ${args.slice(0, -1).join(' ')}`, ...(cpu ? { cpu } : {}) };
 }
 
 function timedShell(command: string, cwd: string): number {
@@ -68,7 +74,7 @@ function measure(mount: string, label: string): Figures {
   console.log(`${label} ls -l: ${lsS.toFixed(1)} s`);
   const rmS = timedShell(`rm -rf ${metaDir}`, mount);
   console.log(`${label} rm -rf: ${rmS.toFixed(1)} s`);
-  return { seqWriteMiBs: sw.bwMiBs, seqReadMiBs: sr.bwMiBs, randWriteIops: rw.iops, randReadIops: rr.iops, createS, lsS, rmS };
+  return { seqWriteMiBs: sw.bwMiBs, seqReadMiBs: sr.bwMiBs, randWriteIops: rw.iops, randReadIops: rr.iops, createS, lsS, rmS, cpu: { seqWrite: sw.cpu, seqRead: sr.cpu, randWrite: rw.cpu, randRead: rr.cpu } };
 }
 
 function ratioLine(name: string, ours: number, theirs: number, higherIsBetter: boolean, unit: string): string {
@@ -104,10 +110,10 @@ export async function run(): Promise<void> {
       source = `ceph-fuse mount ${cephMount} measured in this run`;
     }
     const goal = '>= 1x Ceph';
-    record({ benchmark: 'fs', workload: 'seq write 1 MiB x4', metric: 'MiB/s', value: ours.seqWriteMiBs, unit: 'MiB/s', higherIsBetter: true, goal });
-    record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal });
-    record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal });
-    record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal });
+    record({ benchmark: 'fs', workload: 'seq write 1 MiB x4', metric: 'MiB/s', value: ours.seqWriteMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.seqWrite }) });
+    record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.seqRead }) });
+    record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.randWrite }) });
+    record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.randRead }) });
     console.log(`\nshoal FUSE vs ${source}:`);
     console.log(ratioLine('seq write 1 MiB', ours.seqWriteMiBs, theirs.seqWriteMiBs, true, 'MiB/s'));
     console.log(ratioLine('seq read 1 MiB', ours.seqReadMiBs, theirs.seqReadMiBs, true, 'MiB/s'));

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { ObjectClient } from '../src/index.js';
 import { startBenchCluster } from './lib/cluster.js';
 import { closedLoop, describe, plainFileWriteMBps } from './lib/stats.js';
-import { record } from './lib/results.js';
+import { cpuOf, record } from './lib/results.js';
 
 const inFlight = 16;
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
@@ -52,10 +52,10 @@ export async function run(): Promise<void> {
     console.log(`4 KiB writes: ${(w4k.ops / w4k.seconds).toFixed(0)} ops/s = ${(w4k.ops / w4k.seconds / cephRados4k).toFixed(2)}x Ceph's rados bench -b 4096 -t 16 (${cephRados4k} ops/s, ../shared/anchors/ceph/RESULTS.md, same machine; goal >= 2x)`);
     const rate = (r: { ops: number; seconds: number }) => r.ops / r.seconds;
     const mbps = (r: { bytes: number; seconds: number }) => r.bytes / r.seconds / 1e6;
-    record({ benchmark: 'objects', workload: 'write 4 KiB c16', metric: 'ops/s', value: rate(w4k), unit: 'ops/s', higherIsBetter: true, goal: '>= 2x Ceph' });
-    record({ benchmark: 'objects', workload: 'read 4 KiB c16', metric: 'ops/s', value: rate(r4k), unit: 'ops/s', higherIsBetter: true });
-    record({ benchmark: 'objects', workload: 'write 4 MiB c16', metric: 'MB/s', value: w4mMBps, unit: 'MB/s', higherIsBetter: true, limit, limitName: 'plain file seq write, fdatasync per 4 MiB, / 3', goal: '>= 0.5x limit' });
-    record({ benchmark: 'objects', workload: 'read 4 MiB c16', metric: 'MB/s', value: mbps(r4m), unit: 'MB/s', higherIsBetter: true });
+    record({ benchmark: 'objects', workload: 'write 4 KiB c16', metric: 'ops/s', value: rate(w4k), unit: 'ops/s', higherIsBetter: true, goal: '>= 2x Ceph', ...cpuOf(w4k) });
+    record({ benchmark: 'objects', workload: 'read 4 KiB c16', metric: 'ops/s', value: rate(r4k), unit: 'ops/s', higherIsBetter: true, ...cpuOf(r4k) });
+    record({ benchmark: 'objects', workload: 'write 4 MiB c16', metric: 'MB/s', value: w4mMBps, unit: 'MB/s', higherIsBetter: true, limit, limitName: 'plain file seq write, fdatasync per 4 MiB, / 3', goal: '>= 0.5x limit', ...cpuOf(w4m) });
+    record({ benchmark: 'objects', workload: 'read 4 MiB c16', metric: 'MB/s', value: mbps(r4m), unit: 'MB/s', higherIsBetter: true, ...cpuOf(r4m) });
     console.log('command: npm run bench -- objects   (SHOAL_BENCH_SECONDS sets the phase length)');
   } finally {
     await cluster.stop();

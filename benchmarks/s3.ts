@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { runS3Load, type S3PhaseResult } from './lib/s3-load.js';
 import { freePortPair } from './lib/ports.js';
-import { record } from './lib/results.js';
+import { cpuOf, record } from './lib/results.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 
@@ -56,7 +56,7 @@ export async function run(): Promise<void> {
       if (!r) continue;
       const ours = figure(r, anchor.unit);
       const ratio = ours / anchor.value;
-      if (!r.errors) record({ benchmark: 's3', workload: anchor.phase, metric: anchor.unit, value: ours, unit: anchor.unit, higherIsBetter: true, ...(anchor.goal ? { goal: `>= ${anchor.goal}x Ceph` } : {}) });
+      if (!r.errors) record({ benchmark: 's3', workload: anchor.phase, metric: anchor.unit, value: ours, unit: anchor.unit, higherIsBetter: true, ...(anchor.goal ? { goal: `>= ${anchor.goal}x Ceph` } : {}), ...cpuOf(r) });
       const goal = anchor.goal === undefined ? '' : `  (goal >= ${anchor.goal}x: ${ratio >= anchor.goal ? 'met' : 'NOT met'})`;
       console.log(`  ${anchor.phase.padEnd(18)} ${ours.toFixed(anchor.unit === 'MB/s' ? 1 : 0).padStart(8)} ${anchor.unit} vs radosgw ${anchor.value} ${anchor.unit} = ${ratio.toFixed(2)}x${goal}${r.errors ? `  [${r.errors} errors]` : ''}`);
     }

@@ -4,6 +4,7 @@
  * No I/O here, so all of it is unit-tested (test/unit/bench).
  */
 import { baselines as defaultBaselines, convert, type Baseline } from './baselines.js';
+import type { CpuUse } from './cpu.js';
 import type { Figure } from './results.js';
 
 export interface Spread {
@@ -29,6 +30,8 @@ export interface Row {
   vsLimit?: number;
   /** Whether the goal is met; undefined when there is no goal or it cannot be judged. */
   goalMet?: boolean;
+  /** The machine's CPU use during the phase: medians over the repetitions that measured it. */
+  cpu?: CpuUse;
 }
 
 export interface DaemonMemory {
@@ -112,9 +115,54 @@ export function aggregate(figures: Figure[], anchor: Map<string, number[]>, base
     if (row.limit && row.limit.value > 0 && row.higherIsBetter) row.vsLimit = row.shoal.median / row.limit.value;
     const met = goalMet(row);
     if (met !== undefined) row.goalMet = met;
+    const cpu = medianCpu(group.flatMap((f) => (f.cpu ? [f.cpu] : [])));
+    if (cpu) row.cpu = cpu;
     rows.push(row);
   }
   return rows;
+}
+
+/** Per field, the median of the repetitions' CPU use (shares renormalised to sum to 1). */
+export function medianCpu(uses: CpuUse[]): CpuUse | undefined {
+  if (uses.length === 0) return undefined;
+  const groups = [...new Set(uses.flatMap((u) => Object.keys(u.shares)))];
+  const raw = Object.fromEntries(groups.map((g) => [g, median(uses.map((u) => u.shares[g] ?? 0))]));
+  const sum = Object.values(raw).reduce((a, b) => a + b, 0);
+  const shares = Object.fromEntries(Object.entries(raw).map(([g, v]) => [g, sum > 0 ? v / sum : 0]));
+  const perOp = uses.flatMap((u) => (u.msPerOp === undefined ? [] : [u.msPerOp]));
+  return { busy: median(uses.map((u) => u.busy)), steal: median(uses.map((u) => u.steal)), shares, ...(perOp.length > 0 ? { msPerOp: median(perOp) } : {}) };
+}
+
+/** Busy share of the cores at or above which a phase counts as CPU-bound. */
+export const cpuBoundBusy = 0.85;
+
+/** What the CPU measurement says about a missed goal: saturated cores (a cost to cut) or idle ones (a wait). */
+export function cpuCause(cpu: CpuUse | undefined): string {
+  if (!cpu) return 'CPU use was not measured in this phase.';
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const shares = Object.entries(cpu.shares)
+    .filter(([, v]) => v >= 0.005)
+    .sort((a, b) => b[1] - a[1])
+    .map(([g, v]) => `${g} ${pct(v)}`)
+    .join(', ');
+  const use = `the cores were ${pct(cpu.busy)} busy${cpu.steal >= 0.01 ? ` (and ${pct(cpu.steal)} taken by the hypervisor)` : ''}${cpu.msPerOp === undefined ? '' : `, ${cpu.msPerOp.toFixed(2)} ms of CPU per operation`}; busy time by process: ${shares}`;
+  return cpu.busy + cpu.steal >= cpuBoundBusy
+    ? `CPU-bound: ${use}. Only less CPU per operation raises it.`
+    : `Not CPU-bound: ${use}. The phase waits (on fsyncs, round trips or the client) more than it computes.`;
+}
+
+/** One line per missed goal (figures and OSD memory), each with its measured cause. */
+export function gapLines(report: Pick<Report, 'rows' | 'memory' | 'osdGoalMiB'>): string[] {
+  const lines: string[] = [];
+  for (const row of report.rows) {
+    if (row.goalMet !== false) continue;
+    const against = row.vsCeph !== undefined && /Ceph/.test(row.goal ?? '') ? ` (${row.vsCeph.toFixed(2)}× Ceph)` : row.vsLimit !== undefined && /limit/.test(row.goal ?? '') ? ` (${row.vsLimit.toFixed(2)} of the limit)` : '';
+    lines.push(`- **${row.benchmark} · ${row.workload}**: ${formatNumber(row.shoal.median)} ${row.unit}${against}, goal ${row.goal}. ${cpuCause(row.cpu)}`);
+  }
+  for (const m of report.memory) {
+    if (m.daemon.startsWith('osd.') && m.peakRssMiB > report.osdGoalMiB) lines.push(`- **${m.benchmark} · ${m.daemon} peak RSS**: ${m.peakRssMiB.toFixed(0)} MiB, goal ≤ ${report.osdGoalMiB} MiB.`);
+  }
+  return lines;
 }
 
 /** A figure with about three significant digits. */
@@ -166,6 +214,14 @@ export function renderMarkdown(report: Report, svgName: string): string {
     }
     lines.push('');
   }
+  const gaps = gapLines(report);
+  lines.push('#### Goals missed, and what the CPU was doing meanwhile', '');
+  if (gaps.length === 0) lines.push('Every goal is met.');
+  else {
+    lines.push(`For each phase the machine's CPU was sampled from /proc (${Math.round(cpuBoundBusy * 100)}% busy or more counts as CPU-bound); where that CPU goes inside the processes is profiled in benchmarks/README.md ("Where the CPU goes").`, '');
+    lines.push(...gaps);
+  }
+  lines.push('');
   lines.push(`![Shoal vs Ceph vs limit](${svgName})`, '');
   return lines.join('\n');
 }

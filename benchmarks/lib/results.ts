@@ -4,6 +4,7 @@
  * JSON line per figure. Without that variable recording does nothing, so a benchmark run by hand prints only.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import type { CpuUse } from './cpu.js';
 
 export interface Figure {
   /** `objects`, `s3`, `block`, ... (the name given to `npm run bench`). */
@@ -23,6 +24,13 @@ export interface Figure {
   limitName?: string;
   /** The goal from the front end's issue, as text, e.g. `>= 2x Ceph`. */
   goal?: string;
+  /** The machine's CPU use during the phase that produced the figure (lib/cpu.ts). */
+  cpu?: CpuUse;
+}
+
+/** `{ cpu }` of a phase's result when it was measured, to spread into a figure. */
+export function cpuOf(result: { cpu?: CpuUse | undefined }): { cpu?: CpuUse } {
+  return result.cpu ? { cpu: result.cpu } : {};
 }
 
 export function record(figure: Figure): void {

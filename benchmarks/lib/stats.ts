@@ -1,6 +1,7 @@
 /** Shared measuring helpers for benchmarks: closed-loop load with a fixed number in flight, percentiles, baselines. */
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { startCpuMeter, type CpuUse } from './cpu.js';
 
 export interface LoadResult {
   ops: number;
@@ -8,6 +9,8 @@ export interface LoadResult {
   seconds: number;
   latenciesMs: number[];
   errors: number;
+  /** The machine's CPU use during the phase (undefined where /proc cannot be read). */
+  cpu?: CpuUse;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -37,10 +40,12 @@ export async function closedLoop(inFlight: number, limits: { count?: number; sec
       }
     }
   };
+  const cpu = startCpuMeter();
   await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = (performance.now() - started) / 1000;
   latenciesMs.sort((a, b) => a - b);
-  return { ops: latenciesMs.length, bytes, seconds, latenciesMs, errors };
+  const use = cpu.stop(latenciesMs.length);
+  return { ops: latenciesMs.length, bytes, seconds, latenciesMs, errors, ...(use ? { cpu: use } : {}) };
 }
 
 export function describe(name: string, r: LoadResult): string {

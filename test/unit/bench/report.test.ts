@@ -4,7 +4,8 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convert, parseAnchor, type Baseline } from '../../../benchmarks/lib/baselines.js';
-import { aggregate, goalMet, median, renderMarkdown, renderSvg, replaceSection, spread, type Report } from '../../../benchmarks/lib/report-core.js';
+import { aggregate, cpuCause, gapLines, goalMet, median, medianCpu, renderMarkdown, renderSvg, replaceSection, spread, type Report } from '../../../benchmarks/lib/report-core.js';
+import { parseProcStat, parseProcessTicks, startCpuMeter } from '../../../benchmarks/lib/cpu.js';
 import { readFigures, type Figure } from '../../../benchmarks/lib/results.js';
 
 const fig = (over: Partial<Figure>): Figure => ({ benchmark: 'objects', workload: 'write 4 KiB c16', metric: 'ops/s', value: 1, unit: 'ops/s', higherIsBetter: true, ...over });
@@ -107,6 +108,50 @@ test('renderMarkdown: one table row per workload with median (min–max), ratio,
   assert.match(md, /took 10\.0 min \(budget 20 min\)/);
   assert.match(md, /- busy machine/);
   assert.match(md, /!\[Shoal vs Ceph vs limit\]\(x\.svg\)/);
+});
+
+test('gaps: every missed goal and OSD memory over the goal is listed with what the CPU was doing', () => {
+  const report = sampleReport();
+  const saturated = { busy: 0.93, steal: 0.04, msPerOp: 2.61, shares: { osd: 0.8, bench: 0.15, other: 0.05 } };
+  report.rows[0] = { ...(report.rows[0] as Report['rows'][number]), cpu: saturated };
+  const lines = gapLines(report);
+  assert.equal(lines.length, 2);
+  assert.match(lines[0] ?? '', /objects · write 4 KiB c16\*\*: 1,000 ops\/s \(1\.31× Ceph\), goal >= 2x Ceph\. CPU-bound: the cores were 93% busy \(and 4% taken by the hypervisor\), 2\.61 ms of CPU per operation; busy time by process: osd 80%, bench 15%, other 5%/);
+  assert.match(lines[1] ?? '', /objects · osd\.0 peak RSS\*\*: 310 MiB, goal ≤ 300 MiB/);
+  assert.match(cpuCause({ busy: 0.4, steal: 0, shares: { osd: 1 } }), /^Not CPU-bound: the cores were 40% busy; busy time by process: osd 100%/);
+  assert.match(cpuCause(undefined), /not measured/);
+  assert.match(renderMarkdown(report, 'x.svg'), /#### Goals missed[\s\S]*CPU-bound: the cores were 93% busy/);
+  report.rows = report.rows.filter((r) => r.goalMet !== false);
+  report.memory = [];
+  assert.match(renderMarkdown(report, 'x.svg'), /Every goal is met\./);
+});
+
+test('medianCpu: medians per field, shares summing to 1; aggregate attaches it to the row', () => {
+  const a = { busy: 0.9, steal: 0, msPerOp: 2, shares: { osd: 0.8, other: 0.2 } };
+  const b = { busy: 0.7, steal: 0.1, msPerOp: 4, shares: { osd: 0.6, bench: 0.4 } };
+  const c = { busy: 0.8, steal: 0, shares: { osd: 0.7, other: 0.3 } };
+  const m = medianCpu([a, b, c]);
+  assert.equal(m?.busy, 0.8);
+  assert.equal(m?.msPerOp, 3);
+  const sum = Object.values(m?.shares ?? {}).reduce((x, y) => x + y, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-9);
+  assert.equal(medianCpu([]), undefined);
+  const rows = aggregate([fig({ cpu: a }), fig({ cpu: b }), fig({})], new Map());
+  assert.equal(rows[0]?.cpu?.busy, 0.8);
+});
+
+test('cpu meter: parses /proc/stat and /proc/PID/stat, and sees this process spin', () => {
+  assert.deepEqual(parseProcStat('cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 1 2 3 4\n'), { busy: 160, steal: 10, total: 990 });
+  assert.equal(parseProcStat('intr 1 2 3'), undefined);
+  assert.equal(parseProcessTicks('42 (node (x) y) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0'), 150);
+  const meter = startCpuMeter();
+  const until = performance.now() + 300;
+  while (performance.now() < until) Math.sqrt(Math.random());
+  const use = meter.stop(10);
+  assert.ok(use, '/proc is readable on Linux');
+  assert.ok(use.busy > 0 && use.busy <= 1, `busy ${use.busy}`);
+  assert.ok((use.shares['bench'] ?? 0) > 0.2, `this process's share ${JSON.stringify(use.shares)}`);
+  assert.ok((use.msPerOp ?? 0) > 0);
 });
 
 test('renderSvg: well-formed, escaped labels, a bar per figure scaled within its group, a whisker for the spread', () => {
