@@ -84,7 +84,8 @@ function ratioLine(name: string, ours: number, theirs: number, higherIsBetter: b
 
 export async function run(): Promise<void> {
   const cephMountAt = process.argv.indexOf('--ceph-mount');
-  const cephMount = cephMountAt >= 0 ? process.argv[cephMountAt + 1] : undefined;
+  // SHOAL_BENCH_CEPH_MOUNT does the same for runs that take no arguments (the report's).
+  const cephMount = cephMountAt >= 0 ? process.argv[cephMountAt + 1] : process.env['SHOAL_BENCH_CEPH_MOUNT'] || undefined;
   if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (apt-get install fio)');
   const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-fs-'));
   const [monPort, osdPort] = await freePortPair();
@@ -110,10 +111,10 @@ export async function run(): Promise<void> {
       source = `ceph-fuse mount ${cephMount} measured in this run`;
     }
     const goal = '>= 1x Ceph';
-    record({ benchmark: 'fs', workload: 'seq write 1 MiB x4', metric: 'MiB/s', value: ours.seqWriteMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.seqWrite }) });
-    record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.seqRead }) });
-    record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.randWrite }) });
-    record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal, ...cpuOf({ cpu: ours.cpu?.randRead }) });
+    record({ benchmark: 'fs', workload: 'seq write 1 MiB x4', metric: 'MiB/s', value: ours.seqWriteMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.seqWriteMiBs } : {}), ...cpuOf({ cpu: ours.cpu?.seqWrite }) });
+    record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.seqReadMiBs } : {}), ...cpuOf({ cpu: ours.cpu?.seqRead }) });
+    record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.randWriteIops } : {}), ...cpuOf({ cpu: ours.cpu?.randWrite }) });
+    record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.randReadIops } : {}), ...cpuOf({ cpu: ours.cpu?.randRead }) });
     console.log(`\nshoal FUSE vs ${source}:`);
     console.log(ratioLine('seq write 1 MiB', ours.seqWriteMiBs, theirs.seqWriteMiBs, true, 'MiB/s'));
     console.log(ratioLine('seq read 1 MiB', ours.seqReadMiBs, theirs.seqReadMiBs, true, 'MiB/s'));

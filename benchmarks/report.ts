@@ -200,7 +200,7 @@ function writeOutputs(p: Progress, elapsedSeconds: number, final: boolean): stri
     return { benchmark, daemon, peakRssMiB: peak };
   });
   const loadNow = loadavg()[0] ?? 0;
-  const cephMeasured = [...(process.env['SHOAL_REPORT_CEPH_S3'] ? ['S3 (radosgw at SHOAL_REPORT_CEPH_S3)'] : []), ...(process.env['SHOAL_BENCH_CEPH_RBD'] ? [`block (RBD image ${process.env['SHOAL_BENCH_CEPH_RBD']})`] : [])];
+  const cephMeasured = [...(process.env['SHOAL_REPORT_CEPH_S3'] ? ['S3 (radosgw at SHOAL_REPORT_CEPH_S3)'] : []), ...(process.env['SHOAL_BENCH_CEPH_RBD'] ? [`block (RBD image ${process.env['SHOAL_BENCH_CEPH_RBD']})`] : []), ...(process.env['SHOAL_BENCH_CEPH_MOUNT'] ? [`files (ceph-fuse mount ${process.env['SHOAL_BENCH_CEPH_MOUNT']})`] : [])];
   const notes = [
     ...(p.runsDone < p.runsPlanned ? [`${p.runsDone} of ${p.runsPlanned} benchmark runs done${final ? '' : ' so far (the report is still running)'}.`] : []),
     `Load average (1 min) ${p.loadAtStart.toFixed(1)} at the start and ${loadNow.toFixed(1)} at the end on ${cpus().length} cores${Math.max(p.loadAtStart, loadNow) > cpus().length * 0.5 ? ': the machine was shared with other work during this run, so these figures are lower and noisier than on a quiet machine' : ''}.`,
@@ -209,7 +209,7 @@ function writeOutputs(p: Progress, elapsedSeconds: number, final: boolean): stri
     ...p.notes,
   ];
   const date = p.startedAt.toISOString().slice(0, 10);
-  const settings = ['SHOAL_REPORT_REPS', 'SHOAL_BENCH_SECONDS', 'SHOAL_REPORT_BUDGET_MIN', 'SHOAL_REPORT_ONLY', 'SHOAL_REPORT_CEPH_S3', 'SHOAL_BENCH_CEPH_RBD'].flatMap((v) => (process.env[v] ? [`${v}=${process.env[v]}`] : []));
+  const settings = ['SHOAL_REPORT_REPS', 'SHOAL_BENCH_SECONDS', 'SHOAL_REPORT_BUDGET_MIN', 'SHOAL_REPORT_ONLY', 'SHOAL_REPORT_CEPH_S3', 'SHOAL_BENCH_CEPH_RBD', 'SHOAL_BENCH_CEPH_MOUNT'].flatMap((v) => (process.env[v] ? [`${v}=${process.env[v]}`] : []));
   const command = [...settings, 'npm run bench -- report'].join(' ');
   const report: Report = { date, command, machine: p.machine, reps, phaseSeconds, budgetSeconds, elapsedSeconds, rows, memory, osdGoalMiB, notes };
   const resultsDir = join(repoRoot, 'benchmarks', 'results');
