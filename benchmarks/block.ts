@@ -17,7 +17,8 @@ import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, 
 import { freePortPair } from './lib/ports.js';
 import { closedLoop, percentile } from './lib/stats.js';
 import { cpuOf, record } from './lib/results.js';
-import { startCpuMeter, type CpuUse } from './lib/cpu.js';
+import type { CpuUse } from './lib/cpu.js';
+import { runFio } from './lib/fio.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
 const imageBytes = 512 * 2 ** 20;
@@ -60,18 +61,11 @@ function option(name: string, env: string): string | undefined {
 
 function fio(args: string[], phase: Phase): Figures {
   const full = [
-    '--name=bench', `--rw=${phase.rw}`, `--bs=${phase.bs}`, `--iodepth=${phase.iodepth}`, `--size=${imageBytes}`, '--output-format=json',
+    '--name=bench', `--rw=${phase.rw}`, `--bs=${phase.bs}`, `--iodepth=${phase.iodepth}`, `--size=${imageBytes}`,
     ...(phase.once ? ['--runtime=120'] : ['--time_based', `--runtime=${seconds}`]),
     ...args,
   ];
-  const meter = startCpuMeter();
-  const r = spawnSync('fio', full, { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 2 ** 20 });
-  if (r.status !== 0) throw new Error(`fio ${full.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: Record<'read' | 'write', { iops: number; bw_bytes: number; total_ios: number; clat_ns: { percentile?: Record<string, number> } }>[] };
-  const job = json.jobs[0];
-  if (!job) throw new Error('fio printed no job');
-  const side = phase.rw.includes('write') ? job.write : job.read;
-  const cpu = meter.stop(side.total_ios);
+  const { side, cpu } = runFio(full, { timeoutMs: 300_000 });
   return { iops: side.iops, mibps: side.bw_bytes / 2 ** 20, p99Ms: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1e6, ...(cpu ? { cpu } : {}) };
 }
 

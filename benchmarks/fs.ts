@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
 import { cpuOf, record } from './lib/results.js';
-import { startCpuMeter, type CpuUse } from './lib/cpu.js';
+import type { CpuUse } from './lib/cpu.js';
+import { runFio } from './lib/fio.js';
 
 const size = process.env['SHOAL_BENCH_FS_SIZE'] ?? '512M';
 const runtime = Number(process.env['SHOAL_BENCH_FS_RUNTIME'] ?? 20);
@@ -36,15 +37,9 @@ interface Figures {
 }
 
 function fio(dir: string, name: string, rw: string, bs: string, timed: boolean): { bwMiBs: number; iops: number; command: string; cpu?: CpuUse } {
-  const args = [`--directory=${dir}`, '--filename_format=f.$jobnum', '--ioengine=psync', '--direct=1', '--numjobs=4', '--group_reporting', `--name=${name}`, `--rw=${rw}`, `--bs=${bs}`, `--size=${size}`, ...(timed ? ['--time_based', `--runtime=${runtime}`] : []), '--output-format=json'];
-  const meter = startCpuMeter();
-  const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`fio ${name} failed: ${r.stderr}`);
-  type Side = { bw: number; iops: number; total_ios: number };
-  const job = (JSON.parse(r.stdout) as { jobs: { read: Side; write: Side }[] }).jobs[0];
-  const side = rw.includes('read') ? job?.read : job?.write;
-  const cpu = meter.stop(side?.total_ios);
-  return { bwMiBs: (side?.bw ?? 0) / 1024, iops: side?.iops ?? 0, command: `fio ${args.slice(0, -1).join(' ')}`, ...(cpu ? { cpu } : {}) };
+  const args = [`--directory=${dir}`, '--filename_format=f.$jobnum', '--ioengine=psync', '--direct=1', '--numjobs=4', '--group_reporting', `--name=${name}`, `--rw=${rw}`, `--bs=${bs}`, `--size=${size}`, ...(timed ? ['--time_based', `--runtime=${runtime}`] : [])];
+  const { side, cpu } = runFio(args);
+  return { bwMiBs: side.bw_bytes / 2 ** 20, iops: side.iops, command: `fio ${args.join(' ')}`, ...(cpu ? { cpu } : {}) };
 }
 
 function timedShell(command: string, cwd: string): number {

@@ -13,8 +13,8 @@ import { connect } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machineWorkloads } from './lib/baselines.js';
-import { parseAnchor } from './lib/baselines.js';
+import { machineWorkloads, parseAnchor } from './lib/baselines.js';
+import { runFio } from './lib/fio.js';
 import { aggregate, renderMarkdown, renderSvg, replaceSection, type DaemonMemory, type Report } from './lib/report-core.js';
 import { readFigures, type Figure } from './lib/results.js';
 import { runS3Load } from './lib/s3-load.js';
@@ -39,21 +39,12 @@ function log(line: string): void {
   process.stdout.write(`[report] ${line}\n`);
 }
 
-/** The benchmarks to run: those of `wanted` that are built (fs joins once merged), or SHOAL_REPORT_ONLY=a,b. */
+/** The benchmarks to run: those of `wanted` (or of SHOAL_REPORT_ONLY=a,b) that are built. */
 function benchmarkNames(): string[] {
   const only = process.env['SHOAL_REPORT_ONLY']?.split(',').map((s) => s.trim()).filter(Boolean);
   return (only ?? wanted).filter((name) => existsSync(join(here, `${name}.js`)));
 }
 
-function fio(args: string[]): { iops: number; bwBytes: number; side: 'read' | 'write' } {
-  const r = spawnSync('fio', [...args, '--output-format=json'], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 2 ** 20 });
-  if (r.status !== 0) throw new Error(`fio ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: Record<'read' | 'write', { iops: number; bw_bytes: number }>[] };
-  const job = json.jobs[0];
-  if (!job) throw new Error('fio printed no job');
-  const side = args.some((a) => /--rw=(rand)?write/.test(a)) ? 'write' : 'read';
-  return { iops: job[side].iops, bwBytes: job[side].bw_bytes, side };
-}
 
 /** Bytes per second through one loopback TCP connection to a receiver in another process, for `seconds`. */
 async function loopbackBytesPerSecond(seconds: number): Promise<number> {
@@ -88,14 +79,15 @@ async function machineLimits(dir: string): Promise<Figure[]> {
   const mib = (bw: number) => bw / 2 ** 20;
   const figure = (workload: string, value: number, unit: string): Figure => ({ benchmark: 'machine', workload, metric: unit, value, unit, higherIsBetter: true });
   try {
+    const fio = (args: string[]) => runFio(args, { timeoutMs: 300_000 }).side;
     const seqWrite = fio([...common, '--bs=1M', '--rw=write', '--iodepth=8']);
     const seqRead = fio([...common, '--bs=1M', '--rw=read', '--iodepth=8']);
     const randWrite = fio([...common, '--bs=4k', '--rw=randwrite', '--iodepth=16', ...timed]);
     const randRead = fio([...common, '--bs=4k', '--rw=randread', '--iodepth=16', ...timed]);
     const loopback = await loopbackBytesPerSecond(phaseSeconds);
     return [
-      figure(machineWorkloads.seqWrite, mib(seqWrite.bwBytes), 'MiB/s'),
-      figure(machineWorkloads.seqRead, mib(seqRead.bwBytes), 'MiB/s'),
+      figure(machineWorkloads.seqWrite, mib(seqWrite.bw_bytes), 'MiB/s'),
+      figure(machineWorkloads.seqRead, mib(seqRead.bw_bytes), 'MiB/s'),
       figure(machineWorkloads.randWrite, randWrite.iops, 'IOPS'),
       figure(machineWorkloads.randRead, randRead.iops, 'IOPS'),
       figure(machineWorkloads.loopback, loopback / 1e6, 'MB/s'),
@@ -181,7 +173,6 @@ function machineDescription(dir: string): string[] {
 interface Progress {
   startedAt: Date;
   machine: string[];
-  names: string[];
   figures: Figure[];
   peaks: Map<string, number>;
   notes: string[];
@@ -205,7 +196,6 @@ function writeOutputs(p: Progress, elapsedSeconds: number, final: boolean): stri
     ...(p.runsDone < p.runsPlanned ? [`${p.runsDone} of ${p.runsPlanned} benchmark runs done${final ? '' : ' so far (the report is still running)'}.`] : []),
     `Load average (1 min) ${p.loadAtStart.toFixed(1)} at the start and ${loadNow.toFixed(1)} at the end on ${cpus().length} cores${Math.max(p.loadAtStart, loadNow) > cpus().length * 0.5 ? ': the machine was shared with other work during this run, so these figures are lower and noisier than on a quiet machine' : ''}.`,
     cephMeasured.length > 0 ? `Ceph measured in this run for: ${cephMeasured.join(', ')}; other Ceph figures are the recorded anchor.` : `Ceph figures are the anchor recorded on this machine (${existsSync(anchorPath) ? '../shared/anchors/ceph/results/results.tsv' : 'not found: no Ceph column'}), not measured in this run.`,
-    ...(p.names.includes('fs') ? [] : ['No fs benchmark is built yet: files (FUSE vs ceph-fuse) are not in this report.']),
     ...p.notes,
   ];
   const date = p.startedAt.toISOString().slice(0, 10);
@@ -215,13 +205,14 @@ function writeOutputs(p: Progress, elapsedSeconds: number, final: boolean): stri
   const resultsDir = join(repoRoot, 'benchmarks', 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, `${date}.json`), `${JSON.stringify({ ...report, startedAt: p.startedAt.toISOString(), figures: p.figures }, null, 2)}\n`);
-  writeFileSync(join(resultsDir, `${date}.md`), renderMarkdown(report, `${date}.svg`));
+  const markdown = renderMarkdown(report, `${date}.svg`);
+  writeFileSync(join(resultsDir, `${date}.md`), markdown);
   writeFileSync(join(resultsDir, `${date}.svg`), renderSvg(rows, `Shoal vs Ceph vs machine limit, ${date} (${command})`));
   const readmePath = join(repoRoot, 'README.md');
   const readme = readFileSync(readmePath, 'utf8');
   if (readme.includes(readmeStart)) writeFileSync(readmePath, replaceSection(readme, readmeStart, readmeEnd, renderMarkdown(report, `benchmarks/results/${date}.svg`)));
   else log(`README.md has no ${readmeStart} marker: section not updated`);
-  return renderMarkdown(report, `${date}.svg`);
+  return markdown;
 }
 
 export async function run(): Promise<void> {
@@ -230,7 +221,7 @@ export async function run(): Promise<void> {
   if (spawnSync('sh', ['-c', 'command -v fio']).status !== 0) throw new Error('the report needs fio for the machine limits (apt-get install fio)');
   const root = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-report-'));
   const names = benchmarkNames();
-  const p: Progress = { startedAt: new Date(), machine: machineDescription(root), names, figures: [], peaks: new Map(), notes: [], loadAtStart: loadavg()[0] ?? 0, runsDone: 0, runsPlanned: reps * (names.length + 1) };
+  const p: Progress = { startedAt: new Date(), machine: machineDescription(root), figures: [], peaks: new Map(), notes: [], loadAtStart: loadavg()[0] ?? 0, runsDone: 0, runsPlanned: reps * (names.length + 1) };
   log(`benchmarks: ${names.join(', ')}; ${reps} repetition(s); ${phaseSeconds} s phases; budget ${budgetSeconds / 60} min; load average at start ${p.loadAtStart.toFixed(1)}`);
   const lastSeconds = new Map<string, number>();
   /** Whether a run like the last one of `name` still fits in the budget (the first run of each always starts). */
