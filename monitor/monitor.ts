@@ -26,6 +26,7 @@ import {
   type Random,
   type Snapshot,
   type Startable,
+  type UnaryRpc,
   wire,
 } from '../src/index.js';
 import type { Role } from '../src/consensus/index.js';
@@ -185,6 +186,12 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
     return client;
   }
 
+  /** A follower's answer from the leader; undefined when this monitor leads, knows no leader, or cannot reach it. */
+  async function askLeader<Req, Res>(rpc: UnaryRpc<Req, Res>, request: Req, timeoutMs: number): Promise<Res | undefined> {
+    if (role === 'leader' || !leader || leader === config.id) return undefined;
+    return peerClient(leader)?.call(rpc, request, { timeoutMs }).catch(() => undefined);
+  }
+
   async function sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => deps.clock.setTimer(ms, resolve));
   }
@@ -274,14 +281,12 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
     // A follower learns of a commit a heartbeat after the leader acknowledged it, so a client that reads right after
     // its command (or another process's) could miss it. The follower asks the leader, and answers from its own map
     // only when the leader cannot be reached: reads stay available without a quorum.
-    if (!request.local && role !== 'leader' && leader && leader !== config.id) {
-      const fromLeader = await peerClient(leader)
-        ?.call(monitorRpc.getMap, { local: true }, { timeoutMs: Math.max(t.tickMs, t.monitorCallTimeoutMs / 2) })
-        .catch(() => undefined);
-      if (fromLeader?.map && decodeClusterMap(fromLeader.map).epoch >= map.epoch) return fromLeader;
+    if (!request.local) {
+      const fromLeader = await askLeader(monitorRpc.getMap, { local: true }, Math.max(t.tickMs, t.monitorCallTimeoutMs / 2));
+      if (fromLeader?.map && Number(fromLeader.epoch ?? 0) >= map.epoch) return fromLeader;
     }
     if (map.epoch === 0) throw new StorageError('UNAVAILABLE', 'the cluster map is not initialised yet');
-    return { map: encodeClusterMap(map) };
+    return { map: encodeClusterMap(map), epoch: map.epoch };
   });
   server.serverStream(monitorRpc.subscribe, (request, sink) => {
     const subscriber: Subscriber = { sink, epoch: Number(request.fromEpoch ?? 0) };
@@ -314,10 +319,8 @@ export function createMonitor(config: MonitorConfig, deps: MonitorDeps): Monitor
     return {};
   });
   server.unary(monitorRpc.stats, async () => {
-    if (role !== 'leader' && leader) {
-      const fromLeader = await peerClient(leader)?.call(monitorRpc.stats, {}, { timeoutMs: t.monitorCallTimeoutMs }).catch(() => undefined);
-      if (fromLeader) return fromLeader;
-    }
+    const fromLeader = await askLeader(monitorRpc.stats, {}, t.monitorCallTimeoutMs);
+    if (fromLeader) return fromLeader;
     const known = new Set(map.osds.map((o) => o.id));
     return { osds: [...osdStats.values()].filter((s) => known.has(s.id ?? -1)).sort((a, b) => (a.id ?? 0) - (b.id ?? 0)) };
   });
