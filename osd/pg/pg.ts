@@ -507,6 +507,18 @@ export class PlacementGroup {
     return head.epoch >= this.#intervalEpoch ? { epoch: head.epoch, seq: head.seq + 1 } : { epoch: this.#intervalEpoch, seq: 1 };
   }
 
+  /** Submits a transaction that carries a log entry; `settled()` waits for it (and so for every earlier one). */
+  #applyLogged(tx: Transaction): Promise<void> {
+    const applied = this.#ctx.store.apply(tx);
+    this.#lastApply = applied.catch(() => {});
+    return applied;
+  }
+
+  /** Writes the PG's stored info alone (its state changed without a log entry). */
+  async #persistInfo(): Promise<void> {
+    await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+  }
+
   #info(): wire.PgStoredInfo.$Properties {
     return { lastUpdate: this.#log.head, logTail: this.#log.tail, lastEpochStarted: this.#lastEpochStarted, incomplete: this.#incomplete, inconsistentObjects: this.#inconsistentObjects };
   }
@@ -612,8 +624,7 @@ export class PlacementGroup {
     if (ecPlan) this.#ecWritesInFlight.push(version);
     this.#inflight++;
     // Submitted in one synchronous step: local commit queue and each replica connection see versions in order.
-    const local = this.#ctx.store.apply(tx);
-    this.#lastApply = local.catch(() => {});
+    const local = this.#applyLogged(tx);
     const remote = this.#acting
       .map((o, position) => ({ o, position }))
       .filter(({ o }) => o >= 0 && o !== this.#ctx.osdId)
@@ -693,9 +704,7 @@ export class PlacementGroup {
       }
     }
     this.#logInTransaction(tx, entry);
-    const applied = this.#ctx.store.apply(tx);
-    this.#lastApply = applied.catch(() => {});
-    return applied;
+    return this.#applyLogged(tx);
   }
 
   /**
@@ -755,7 +764,7 @@ export class PlacementGroup {
     this.#checkSender(request.from);
     if (request.backfillComplete) {
       this.#incomplete = false;
-      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      await this.#persistInfo();
       return;
     }
     const state = request.state ?? {};
@@ -818,7 +827,7 @@ export class PlacementGroup {
     if ((deep || left > 0) && left !== this.#inconsistentObjects) {
       this.#inconsistentObjects = left;
       // Kept with the PG's info, so the finding survives a restart of this OSD.
-      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      await this.#persistInfo();
     }
     return report;
   }
@@ -1146,7 +1155,7 @@ export class PlacementGroup {
       }
       await this.#ecRecordShard();
       this.#lastEpochStarted = this.#intervalEpoch;
-      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      await this.#persistInfo();
       if (!this.#current(generation)) return;
       this.#degradedObjects = 0;
       this.#usage = undefined;
@@ -1173,7 +1182,7 @@ export class PlacementGroup {
     if (need.backfill && !this.#incomplete) {
       // Half-pulled objects must not make this copy look complete after a crash.
       this.#incomplete = true;
-      await this.#ctx.store.apply(new Transaction().pgMetaSet(this.name, [[infoKey, encodePgInfo(this.#info())]]));
+      await this.#persistInfo();
     }
     this.#degradedObjects = names.length;
     for (const name of names) {
