@@ -62,6 +62,15 @@ export function decodeRanges(bytes: Buffer | undefined): RangeLock[] {
   return value.locks ?? [];
 }
 
+function encodeRanges(locks: RangeLock[]): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, locks }));
+}
+
+/** The range locks of a record whose lease has not run out at `now`. */
+function liveRanges(bytes: Buffer | undefined, now: number): RangeLock[] {
+  return decodeRanges(bytes).filter((l) => l.untilMs > now);
+}
+
 const endOf = (l: { end: number | null }) => l.end ?? Infinity;
 
 function overlaps(a: { start: number; end: number | null }, b: { start: number; end: number | null }): boolean {
@@ -109,21 +118,31 @@ export class LockTable {
     return `${this.#client.clientName}/${fd}`;
   }
 
-  /** Sets this owner's entry (or removes it); false when another holder conflicts. */
-  async #change(ino: number, owner: string, mode: Mode | undefined): Promise<boolean> {
+  /**
+   * Rewrites xattr `name` of inode `ino` by compare-and-swap, reading it again after a lost race. `next` gives the new
+   * value from the current one, or undefined to leave it (then false).
+   */
+  async #casXattr(ino: number, name: string, next: (raw: Buffer | undefined, now: number) => Buffer | undefined): Promise<boolean> {
     for (;;) {
-      const raw = await this.#readXattr(ino, lockXattr);
-      const now = Date.now();
-      const others = decodeHolders(raw).filter((h) => h.owner !== owner && h.untilMs > now);
-      if (mode && !compatible(mode, others)) return false;
-      const next = mode ? [...others, { owner, mode, untilMs: now + lockLeaseMs }] : others;
+      const raw = await this.#readXattr(ino, name);
+      const value = next(raw, Date.now());
+      if (!value) return false;
       try {
-        await this.#client.compareAndSwap(this.#pool, inodeObject(ino), lockXattr, raw, [{ kind: Kind.KIND_SETXATTR, name: lockXattr, value: encodeHolders(next) }]);
+        await this.#client.compareAndSwap(this.#pool, inodeObject(ino), name, raw, [{ kind: Kind.KIND_SETXATTR, name, value }]);
         return true;
       } catch (error) {
         if (!isPreconditionFailed(error)) throw error;
       }
     }
+  }
+
+  /** Sets this owner's entry (or removes it); false when another holder conflicts. */
+  async #change(ino: number, owner: string, mode: Mode | undefined): Promise<boolean> {
+    return this.#casXattr(ino, lockXattr, (raw, now) => {
+      const others = decodeHolders(raw).filter((h) => h.owner !== owner && h.untilMs > now);
+      if (mode && !compatible(mode, others)) return undefined;
+      return encodeHolders(mode ? [...others, { owner, mode, untilMs: now + lockLeaseMs }] : others);
+    });
   }
 
   /** flock(2) for open file `fd` of inode `ino`: LOCK_SH/LOCK_EX (waits unless LOCK_NB) or LOCK_UN. */
@@ -147,18 +166,10 @@ export class LockTable {
   }
 
   async #changeRanges(ino: number, change: (locks: RangeLock[], now: number) => RangeLock[] | undefined): Promise<boolean> {
-    for (;;) {
-      const raw = await this.#readXattr(ino, rangeXattr);
-      const now = Date.now();
-      const next = change(decodeRanges(raw).filter((l) => l.untilMs > now), now);
-      if (!next) return false;
-      try {
-        await this.#client.compareAndSwap(this.#pool, inodeObject(ino), rangeXattr, raw, [{ kind: Kind.KIND_SETXATTR, name: rangeXattr, value: Buffer.from(JSON.stringify({ v: 1, locks: next })) }]);
-        return true;
-      } catch (error) {
-        if (!isPreconditionFailed(error)) throw error;
-      }
-    }
+    return this.#casXattr(ino, rangeXattr, (raw, now) => {
+      const next = change(liveRanges(raw, now), now);
+      return next && encodeRanges(next);
+    });
   }
 
   /**
@@ -170,8 +181,7 @@ export class LockTable {
     const end = lock.len === 0 ? null : lock.start + lock.len;
     const type = lock.type === F_WRLCK ? 'w' : 'r';
     if (cmd === F_GETLK) {
-      const now = Date.now();
-      const found = conflictOf(decodeRanges(await this.#readXattr(ino, rangeXattr)).filter((l) => l.untilMs > now), { owner: key, type, start: lock.start, end });
+      const found = conflictOf(liveRanges(await this.#readXattr(ino, rangeXattr), Date.now()), { owner: key, type, start: lock.start, end });
       return found ? { type: found.type === 'w' ? F_WRLCK : F_RDLCK, start: found.start, len: found.end === null ? 0 : found.end - found.start } : undefined;
     }
     if (cmd !== F_SETLK && cmd !== F_SETLKW) throw new FsError('EINVAL', `unknown lock command ${cmd}`);

@@ -365,12 +365,9 @@ export class FileSystem {
     const now = Date.now();
     const open = this.#files.get(ino);
     if (!open || open.opens === 0) {
-      const objects = await this.metadata.removeIf(ino, (i) => i.nlink <= 1).catch((error: unknown) => {
-        if (error instanceof FsError && error.errno === 'ENOENT') return [];
-        throw error;
-      });
-      if (objects) {
-        await this.data.removeAll(ino, objects.map(parseObjectKey).filter((i): i is number => i !== undefined));
+      const indices = await this.#removeInode(ino, (i) => i.nlink <= 1);
+      if (indices) {
+        await this.data.removeAll(ino, indices);
         return;
       }
     }
@@ -384,13 +381,21 @@ export class FileSystem {
     await this.purge(ino);
   }
 
-  /** Removes an inode with no links: the inode object, then its data objects (and its stray record). */
-  async purge(ino: number, stray = true): Promise<void> {
-    const objects = (await this.metadata.removeIf(ino, () => true).catch((error: unknown) => {
+  /**
+   * Removes the inode object if `when` holds for its attributes: the indices of its data objects ([] when it was
+   * already gone), or undefined when `when` did not hold.
+   */
+  async #removeInode(ino: number, when: (inode: Inode) => boolean): Promise<number[] | undefined> {
+    const objects = await this.metadata.removeIf(ino, when).catch((error: unknown) => {
       if (error instanceof FsError && error.errno === 'ENOENT') return [];
       throw error;
-    })) ?? [];
-    const indices = objects.map(parseObjectKey).filter((i): i is number => i !== undefined);
+    });
+    return objects?.map(parseObjectKey).filter((i): i is number => i !== undefined);
+  }
+
+  /** Removes an inode with no links: the inode object, then its data objects (and its stray record). */
+  async purge(ino: number, stray = true): Promise<void> {
+    const indices = (await this.#removeInode(ino, () => true)) ?? [];
     const open = this.#files.get(ino);
     if (open) for (const i of open.newIndices) if (!indices.includes(i)) indices.push(i);
     await this.data.removeAll(ino, indices);
