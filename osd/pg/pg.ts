@@ -816,12 +816,19 @@ export class PlacementGroup {
    * Scrub (primary): every member's copy of every object is compared: its version, and for a deep scrub also its
    * size and the CRC-32C of its data, read in full. The majority of readable copies is right (the primary's copy breaks a tie); a member whose copy is
    * missing, unreadable or different is reported, and with `repair` rewritten from a good copy. Changes in flight
-   * while it runs can show as differences: scrub a quiet PG, or scrub again.
+   * while it runs can show as differences: scrub a quiet PG, or scrub again. A scrub compares the members of one
+   * interval: if the acting set changes while it runs, the new members may still be being rebuilt, so it stops with
+   * STALE_EPOCH (the client scrubs again once the PG is active) rather than report them as inconsistent.
    */
   async scrub(repair: boolean, deep = true): Promise<wire.PgScrubReply.$Properties> {
-    await this.#whenActive();
-    await this.#waitIdle();
-    const report = this.#ec && deep ? await this.#ecDeepScrub(this.#ec, repair) : await this.#compareMembers(repair, deep);
+    let generation: number;
+    do {
+      await this.#whenActive();
+      await this.#waitIdle();
+      generation = this.#peeringGeneration;
+    } while (this.#state !== 'active');
+    const report = this.#ec && deep ? await this.#ecDeepScrub(this.#ec, repair, generation) : await this.#compareMembers(repair, deep, generation);
+    this.#scrubStillCurrent(generation);
     const left = (report.inconsistent?.length ?? 0) - (repair ? (report.repaired ?? 0) : 0);
     // A light scrub cannot see what a deep one finds, so it never clears a deep scrub's finding.
     if ((deep || left > 0) && left !== this.#inconsistentObjects) {
@@ -832,7 +839,13 @@ export class PlacementGroup {
     return report;
   }
 
-  async #compareMembers(repair: boolean, deep: boolean): Promise<wire.PgScrubReply.$Properties> {
+  #scrubStillCurrent(generation: number): void {
+    if (!this.#current(generation)) {
+      throw new StorageError('STALE_EPOCH', `${this.name}: the acting set changed during the scrub (now [${this.#acting.join(',')}] since epoch ${this.#intervalEpoch}); scrub again`);
+    }
+  }
+
+  async #compareMembers(repair: boolean, deep: boolean, generation: number): Promise<wire.PgScrubReply.$Properties> {
     const members = this.#acting.filter((o) => o >= 0);
     const views = new Map<number, Map<string, string>>(); // osd -> object -> "version size crc" or "!error"
     for (const osd of members) {
@@ -850,6 +863,7 @@ export class PlacementGroup {
     const inconsistent: wire.ScrubInconsistency.$Properties[] = [];
     let repaired = 0;
     for (const name of names) {
+      this.#scrubStillCurrent(generation);
       const votes = new Map<string, number>();
       for (const osd of members) {
         const copy = views.get(osd)?.get(name);
@@ -876,13 +890,14 @@ export class PlacementGroup {
   }
 
   /** EC hook: deep scrub of an erasure-coded PG: every shard read, versions compared, parity recomputed. */
-  async #ecDeepScrub(ec: EcBackend, repair: boolean): Promise<wire.PgScrubReply.$Properties> {
+  async #ecDeepScrub(ec: EcBackend, repair: boolean, generation: number): Promise<wire.PgScrubReply.$Properties> {
     const members = this.#acting.filter((o) => o >= 0);
     const names = new Set<string>();
     for (const osd of members) for await (const page of this.#scanPages(osd, false)) for (const n of page.names) names.add(n);
     const inconsistent: wire.ScrubInconsistency.$Properties[] = [];
     let repaired = 0;
     for (const name of [...names].sort()) {
+      this.#scrubStillCurrent(generation);
       const { bad, reasons } = await ec.scrubObject(name);
       if (bad.length === 0) continue;
       const osds = bad.map((p) => this.#acting[p] ?? -1);

@@ -1,7 +1,9 @@
 /**
  * `shoal pg ls` and the PG line of `shoal status`: each PG's state as its current primary last reported it with its
  * heartbeat (the monitors keep these reports in memory). A PG whose primary has not reported it yet is `unknown`; one
- * with no up OSD at all is `down`; an active PG with fewer members than the pool's size is `active+degraded`.
+ * with no up OSD at all is `down`; an active PG with fewer members than the pool's size is `active+degraded`. A report
+ * made for another acting set than the current map's is `peering`: the primary has not yet reported the new interval,
+ * and its old `active` says nothing about the members the PG has now.
  */
 import type { Command } from 'commander';
 import { CRUSH_ITEM_NONE, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
@@ -37,9 +39,11 @@ export function pgRows(map: ClusterMap, stats: readonly wire.OsdStats.$Propertie
       const mapping = placement.mapPg({ pool: pool.id, seed });
       const acting = mapping.up.filter((o) => o >= 0 && o !== CRUSH_ITEM_NONE);
       const report = reports.get(`${pool.id}.${seed}@${mapping.primary}`)?.stat;
+      const current = mapping.up.map((o) => (o === CRUSH_ITEM_NONE ? -1 : o)).join(',');
       let state: string;
       if (mapping.primary < 0) state = 'down';
       else if (!report) state = 'unknown';
+      else if ((report.acting ?? []).join(',') !== current) state = 'peering';
       else if (report.state === 'active') state = acting.length < pool.size ? 'active+degraded' : 'active+clean';
       else state = report.state ?? 'unknown';
       rows.push({

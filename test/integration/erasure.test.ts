@@ -174,7 +174,14 @@ test('EC 4+2: kill -9 of two OSDs: every object reads back; marked out, their sh
   await waitActiveClean('every PG active+clean before the kills');
   for (const osd of victims) await kill9(osd);
   await checkAll('two OSDs killed');
+  await waitFor('the monitors to mark both OSDs down', 30_000, () => (victims.every((v) => client.map().osds.find((o) => o.id === v)?.up === false) ? true : undefined), 200);
+  const epoch = client.map().epoch;
   cli('osd', 'out', ...victims.map(String));
+  await waitFor('the client to see both OSDs out', 10_000, () => (client.map().epoch > epoch && victims.every((v) => client.map().osds.find((o) => o.id === v)?.in === false) ? true : undefined), 50);
+  // Deep scrubs asked for at once, while the PGs re-peer and rebuild shards on the OSDs that replace the dead ones:
+  // a scrub compares the members of one interval only, so none reports a member that is still being rebuilt.
+  const early = await Promise.all(Array.from({ length: pgNum }, (_, s) => client.scrubPg(pool, s)));
+  early.forEach((report, s) => assert.deepEqual(report.inconsistent, [], `PG ${s}: deep scrub asked for while rebuilding`));
   await waitActiveClean('PGs active+clean again after the two OSDs are out');
   const after = placementFor(client.map());
   for (let s = 0; s < pgNum; s++) {
