@@ -75,6 +75,8 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
   const pgs = new Map<string, PlacementGroup>();
   const watches = new WatchRegistry(clock);
   let map: ClusterMap | undefined;
+  /** The newest epoch every PG has been shown (`map` is set first, then each PG sees it in turn). */
+  let appliedEpoch = 0;
   let address = config.advertiseAddress ?? '';
   let stopped = false;
   let subscription: { stop(): void } | undefined;
@@ -139,6 +141,7 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     }
     const self = next.osds.find((o) => o.id === config.id);
     if (self && !self.up && !stopped) void boot();
+    appliedEpoch = next.epoch;
     for (const waiter of mapWaiters.splice(0)) {
       if (waiter.epoch <= next.epoch) waiter.resolve();
       else mapWaiters.push(waiter);
@@ -149,9 +152,12 @@ export function createOsd(config: OsdConfig, deps: OsdDeps): Osd {
     mapQueue = mapQueue.then(() => handleMap(next)).catch((error: unknown) => logger.error('map handling failed', { error: String(error) }));
   }
 
-  /** Waits (bounded) until this OSD has at least `epoch`. */
+  /**
+   * Waits (bounded) until this OSD's PGs have seen at least `epoch`: a request made under a newer map than a PG has
+   * applied would otherwise be served by that PG's previous interval.
+   */
   async function haveEpoch(epoch: number): Promise<void> {
-    if (map && map.epoch >= epoch) return;
+    if (appliedEpoch >= epoch) return;
     await new Promise<void>((resolve) => {
       const timer = clock.setTimer(t.monitorCallTimeoutMs, resolve);
       mapWaiters.push({ epoch, resolve: () => (timer.cancel(), resolve()) });
