@@ -51,7 +51,14 @@ export async function closedLoop(inFlight: number, limits: { count?: number; sec
 export function describe(name: string, r: LoadResult): string {
   const opsPerSecond = r.ops / r.seconds;
   const mbPerSecond = r.bytes / r.seconds / 1e6;
-  return `${name.padEnd(28)} ${opsPerSecond.toFixed(0).padStart(8)} ops/s ${mbPerSecond.toFixed(1).padStart(8)} MB/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2).padStart(8)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2).padStart(8)} ms${r.errors ? `  errors ${r.errors}` : ''}`;
+  return `${name.padEnd(28)} ${opsPerSecond.toFixed(0).padStart(8)} ops/s ${mbPerSecond.toFixed(1).padStart(8)} MB/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2).padStart(8)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2).padStart(8)} ms${r.errors ? `  errors ${r.errors}` : ''}${r.cpu ? `  ${describeCpu(r.cpu)}` : ''}`;
+}
+
+/** "cpu 92% (steal 4%), 3.1 ms/op: osd 71%, bench 20%, other 9%" */
+export function describeCpu(cpu: CpuUse): string {
+  const shares = Object.entries(cpu.shares).sort((a, b) => b[1] - a[1]).map(([who, share]) => `${who} ${(share * 100).toFixed(0)}%`);
+  const perOp = cpu.msPerOp !== undefined ? `, ${cpu.msPerOp.toFixed(cpu.msPerOp < 10 ? 2 : 0)} ms/op` : '';
+  return `cpu ${(cpu.busy * 100).toFixed(0)}% (steal ${(cpu.steal * 100).toFixed(0)}%)${perOp}: ${shares.join(', ')}`;
 }
 
 /** Sequential write bandwidth of a plain file in `dir` (MB/s), `chunkBytes` per write, fdatasync after each when `durable`. */

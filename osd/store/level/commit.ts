@@ -32,10 +32,9 @@ import {
   type Onode,
   type OnodeData,
 } from './codec.js';
-import { readFully, writeAll, type DataFiles, type FileLease } from './files.js';
+import { readFully, writeAll, type DataFiles, type FileLease, type NewFile } from './files.js';
 import type { KvOp, KvStore } from './kv.js';
 import type { Base, Extent, WorkingObject, WorkingSet } from './working.js';
-import type { FileHandle } from 'node:fs/promises';
 import { compareUtf8 } from '../limits.js';
 
 /** Data is copied and checksummed in pieces of this size (a multiple of any block size we use). */
@@ -178,7 +177,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
   const before: Refs = { files: new Set(), inline: new Set(), omap: new Set() };
   const after: Refs = { files: new Set(), inline: new Set(), omap: new Set() };
   const dirsToSync = new Set<string>();
-  const newFiles: FileHandle[] = [];
+  const newFiles: NewFile[] = [];
   /** Files changed directly (and fsync'd) in this group: their older deferred writes can be retired. */
   const syncedFiles = new Set<number>();
 
@@ -225,7 +224,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
     const setCrc = (block: number, crc: number) => {
       (chunks.get(Math.floor(block / checksumsPerChunk)) as Uint32Array)[block % checksumsPerChunk] = crc;
     };
-    const handle = await env.files.create(id);
+    const file = await env.files.create(id);
     plan.createdFiles.push(id);
     try {
       for (let from = 0; from < size; from += pieceBytes) {
@@ -239,14 +238,14 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
         }
         const bytes = await materialize(o, from, to);
         for (let at = from; at < to; at += bs) setCrc(at / bs, crc32c(bytes.subarray(at - from, Math.min(at - from + bs, to - from))));
-        await writeAll(handle, bytes, from);
+        await env.files.writeNew(file, bytes, from);
       }
     } catch (error) {
-      await handle.close();
+      await file.fh.close();
       throw error;
     }
     // Synced with the group's other new files, all at once, before the commit.
-    newFiles.push(handle);
+    newFiles.push(file);
     dirsToSync.add(env.files.dirOf(id));
     putChecksums(id, chunks);
     return { kind: 'file', id, blockBytes: bs };
@@ -377,9 +376,9 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
   const statsDelta = new Map<number, { objects: number; bytes: number }>();
   try {
     await finalizeObjects();
-    await Promise.all(newFiles.map((handle) => env.files.sync(handle)));
+    await Promise.all(newFiles.map((file) => env.files.sync(file.fh)));
   } finally {
-    await Promise.allSettled(newFiles.map((handle) => handle.close()));
+    await Promise.allSettled(newFiles.map((file) => file.fh.close()));
     await reader.close();
   }
 

@@ -25,14 +25,70 @@ export interface FileLease {
 }
 const idsPerDirRun = 1024;
 const zeroChunk = Buffer.alloc(1024 * 1024);
+/** O_DIRECT where the platform has it (Linux), else 0 (never used). */
+const directFlag = constants.O_DIRECT ?? 0;
+/** Alignment of direct writes' memory, file offset and length: 4 KiB suits every block device's logical block. */
+const directAlign = 4096;
+/** Bytes written per direct write call, through one staging buffer. */
+const directPieceBytes = 1024 * 1024;
+/** Staging buffers per store: new files written at once beyond this wait for one. */
+const stagingBuffersMax = 4;
+
+/** The global WebAssembly.Memory constructor (this project's TypeScript libs do not declare WebAssembly). */
+const wasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
+
+/** A data file being written by a commit. */
+export interface NewFile {
+  fh: FileHandle;
+  /** Opened with O_DIRECT: written only through `DataFiles.writeNew`. */
+  direct: boolean;
+  readonly path: string;
+}
+
+/**
+ * Memory aligned for O_DIRECT: WebAssembly memory starts on a page boundary (Node has no other way to ask for
+ * aligned memory), cut into equal buffers at multiples of 4 KiB and lent to one writer at a time.
+ */
+class StagingBuffers {
+  readonly #free: Buffer[] = [];
+  readonly #waiting: ((buffer: Buffer) => void)[] = [];
+  readonly #count: number;
+  readonly #bytes: number;
+  #made = false;
+
+  constructor(count: number, bytes: number) {
+    this.#count = count;
+    this.#bytes = bytes;
+  }
+
+  take(): Promise<Buffer> {
+    if (!this.#made) {
+      // Made on first use, so a store that never writes a data file holds none of it.
+      const memory = new wasmMemory({ initial: Math.ceil((this.#count * this.#bytes) / 65536) });
+      for (let i = 0; i < this.#count; i++) this.#free.push(Buffer.from(memory.buffer, i * this.#bytes, this.#bytes));
+      this.#made = true;
+    }
+    const buffer = this.#free.pop();
+    if (buffer) return Promise.resolve(buffer);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(buffer);
+    else this.#free.push(buffer);
+  }
+}
 
 export class DataFiles {
   readonly root: string;
   /** fsync calls on files and directories, for tests that count how well commits share them. */
   syncs = 0;
 
-  constructor(root: string) {
+  /** `direct`: write new files with O_DIRECT where the platform and file system allow it (default true). */
+  constructor(root: string, options: { direct?: boolean } = {}) {
     this.root = root;
+    this.#direct = (options.direct ?? true) && directFlag !== 0;
   }
 
   /** Runs of 1024 consecutive ids share a directory, so the files of one commit group need one directory fsync. */
@@ -71,9 +127,58 @@ export class DataFiles {
     }
   }
 
-  async create(id: number): Promise<FileHandle> {
+  /** Whether new files are still written with O_DIRECT (off for good after the file system refused it once). */
+  #direct: boolean;
+  readonly #staging = new StagingBuffers(stagingBuffersMax, directPieceBytes);
+
+  /** Creates a new data file to be filled by `writeNew` (then synced and closed by the caller). */
+  async create(id: number): Promise<NewFile> {
     await this.#ensureDir(this.dirOf(id));
-    return open(this.pathOf(id), constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    const path = this.pathOf(id);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
+    if (this.#direct) {
+      try {
+        return { fh: await open(path, flags | directFlag, 0o644), direct: true, path };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        // tmpfs and some other file systems have no O_DIRECT: buffered writes from now on.
+        this.#direct = false;
+      }
+    }
+    return { fh: await open(path, flags, 0o644), direct: false, path };
+  }
+
+  /**
+   * Writes `data` at `position` (a multiple of 4 KiB when the file is direct) of a file from `create`. A direct file
+   * is written through an aligned staging buffer, its last piece padded with zeros to 4 KiB: bytes past an object's
+   * end are never read. Why O_DIRECT: on the VMs Shoal was measured on, filling fresh page-cache pages cost 10-25 ms
+   * of kernel CPU per 4 MiB file against about 1 ms written directly (BlueStore writes directly too).
+   */
+  async writeNew(file: NewFile, data: Uint8Array, position: number): Promise<void> {
+    if (!file.direct) return writeAll(file.fh, data, position);
+    if (position % directAlign !== 0) throw new TypeError(`direct write at ${position}, not a multiple of ${directAlign}`);
+    for (let done = 0; done < data.length; done += directPieceBytes) {
+      const piece = data.subarray(done, Math.min(done + directPieceBytes, data.length));
+      const padded = Math.ceil(piece.length / directAlign) * directAlign;
+      const buffer = await this.#staging.take();
+      try {
+        buffer.set(piece);
+        buffer.fill(0, piece.length, padded);
+        try {
+          await writeAll(file.fh, buffer.subarray(0, padded), position + done);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+          // The device wants a larger alignment than 4 KiB: this file and every later one buffered.
+          this.#direct = false;
+          file.direct = false;
+          await file.fh.close();
+          file.fh = await open(file.path, constants.O_WRONLY);
+          return writeAll(file.fh, data.subarray(done), position + done);
+        }
+      } finally {
+        this.#staging.give(buffer);
+      }
+    }
   }
 
   /** Open files kept for reuse (most recently used last). */

@@ -79,6 +79,11 @@ export interface LevelStoreOptions {
    * took an OSD from 175 to 272 MiB RSS; with them in files, 170 MiB), and every compaction rewrites it.
    */
   inlineBytesMax?: number;
+  /**
+   * Write new data files with O_DIRECT (where the file system allows it; else buffered). Default true: filling fresh
+   * page-cache pages cost 10-25 ms of kernel CPU per 4 MiB file on the VMs measured, against about 1 ms direct.
+   */
+  directWrites?: boolean;
   /** Checksum block size of new data files, a power of two from 512 B to 1 MiB. Default 4 KiB. */
   blockBytes?: number;
   /** Most transactions committed by one sync. Default 64. */
@@ -183,7 +188,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       throw new TypeError('inlineBytesMax must be an integer from 0 to 1048576');
     }
     this.#blockBytes = blockBytes;
-    this.#files = new DataFiles(join(options.dir, 'data'));
+    this.#files = new DataFiles(join(options.dir, 'data'), { direct: options.directWrites ?? true });
   }
 
   get limits(): Readonly<StoreLimits> {
