@@ -3,7 +3,7 @@
  * clock and logger into createOsd, and stops cleanly on SIGTERM/SIGINT.
  */
 import { hostname } from 'node:os';
-import { createLogger, systemClock, type ClusterConfig, type LogLevel } from '../src/index.js';
+import { createLogger, systemClock, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../src/index.js';
 import { createOsd } from './osd.js';
 import { LevelStore } from './store/index.js';
 
@@ -23,6 +23,7 @@ export interface OsdDaemonOptions {
 }
 
 export async function runOsdDaemon(options: OsdDaemonOptions): Promise<void> {
+  tuneGcForBulkData();
   const logger = createLogger({ name: `osd.${options.id}`, level: options.logLevel, json: options.logJson });
   // A transaction carries a whole object plus its log entry and metadata, so it may exceed the largest object.
   const store = new LevelStore({

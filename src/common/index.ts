@@ -10,3 +10,4 @@ export * from './log.js';
 export * from './lifecycle.js';
 export * from './config.js';
 export * from './crc.js';
+export * from './gc.js';
