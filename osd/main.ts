@@ -23,7 +23,7 @@ export interface OsdDaemonOptions {
 }
 
 export async function runOsdDaemon(options: OsdDaemonOptions): Promise<void> {
-  tuneGcForBulkData();
+  tuneGcForBulkData(0);
   const logger = createLogger({ name: `osd.${options.id}`, level: options.logLevel, json: options.logJson });
   // A transaction carries a whole object plus its log entry and metadata, so it may exceed the largest object.
   const store = new LevelStore({

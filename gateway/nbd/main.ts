@@ -3,7 +3,7 @@
  * server; stops cleanly on SIGTERM/SIGINT (connections closed, image locks released).
  */
 import { hostname } from 'node:os';
-import { BlockImages, ObjectClient, createLogger, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../../src/index.js';
+import { BlockImages, ObjectClient, createLogger, gatewayHeapGrowingPercent, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../../src/index.js';
 import { ExportRegistry } from './exports.js';
 import { createNbdServer } from './server.js';
 
@@ -21,7 +21,7 @@ export interface NbdDaemonOptions {
 }
 
 export async function runNbdDaemon(options: NbdDaemonOptions): Promise<void> {
-  tuneGcForBulkData();
+  tuneGcForBulkData(gatewayHeapGrowingPercent);
   const logger = createLogger({ name: 'nbd', level: options.logLevel, json: options.logJson });
   const client = new ObjectClient(options.config, { clientName: `client.nbd.${process.pid}` });
   await client.start();

@@ -2,7 +2,7 @@
  * The S3 gateway daemon (`shoal s3 --conf FILE --listen HOST:PORT`): an object client, the S3Store over it, the HTTP
  * server and the garbage collector; stops cleanly on SIGTERM/SIGINT.
  */
-import { ObjectClient, createLogger, systemClock, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../../src/index.js';
+import { ObjectClient, createLogger, systemClock, gatewayHeapGrowingPercent, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../../src/index.js';
 import { createS3Gateway } from './server.js';
 import { S3Store, type S3StoreOptions } from './store.js';
 
@@ -25,7 +25,7 @@ export function openS3Store(client: ObjectClient, logLevel: LogLevel, options: P
 }
 
 export async function runS3Daemon(options: S3DaemonOptions): Promise<void> {
-  tuneGcForBulkData();
+  tuneGcForBulkData(gatewayHeapGrowingPercent);
   const logger = createLogger({ name: 's3', level: options.logLevel, json: options.logJson });
   const client = new ObjectClient(options.config, { clientName: `client.s3.${process.pid}` });
   await client.start();

@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ObjectClient, StorageError, createLogger, isLogLevel, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../index.js';
+import { ObjectClient, StorageError, createLogger, gatewayHeapGrowingPercent, isLogLevel, tuneGcForBulkData, type ClusterConfig, type LogLevel } from '../index.js';
 import { FileSystem, checkFileSystem, createFileSystem, readSuperblock } from '../../fuse/fs/index.js';
 import { mountFileSystem } from '../../fuse/adapter/mount.js';
 import { configFor } from './config.js';
@@ -50,7 +50,7 @@ export function registerFsCommands(program: Command): void {
     .description('mount a filesystem with FUSE, in the foreground; SIGTERM or Ctrl-C unmounts')
     .action(async (name: string, path: string, o: { options?: string; debug?: boolean; logLevel: string }, c: Command) => {
       if (!isLogLevel(o.logLevel)) throw new StorageError('INVALID_ARGUMENT', `unknown log level ${o.logLevel}`);
-      tuneGcForBulkData();
+      tuneGcForBulkData(gatewayHeapGrowingPercent);
       const logger = createLogger({ name: `mount.${name}`, level: o.logLevel as LogLevel });
       const { config } = configFor(c);
       const client = new ObjectClient(config, { clientName: `client.fs.${process.pid}`, opTimeoutMs: mountOpTimeoutMs });
