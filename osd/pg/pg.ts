@@ -11,6 +11,7 @@
  */
 import {
   StorageError,
+  actingFromUp,
   compareVersions,
   crc32c,
   decodePgInfo,
@@ -34,9 +35,6 @@ import { buildWriteTransaction, evaluateOps, isWriteOp, versionXattr, type Write
 import { PgLog, entryFromWire, entryToWire, logKey, logKeyPrefix, type LogEntry } from './pg-log.js';
 // EC hook: erasure-coded pools (issue 9) keep their logic in ec-backend.ts; pg.ts calls it at the points marked "EC hook".
 import { EcBackend, decodeEcSize, ecSizeXattr, type EcWritePlan } from './ec-backend.js';
-
-/** CRUSH_ITEM_NONE: an erasure pool's hole in the up set (position kept, no OSD). */
-const crushItemNone = 0x7fffffff;
 
 export type PgState = 'stray' | 'replica' | 'peering' | 'undersized' | 'incomplete' | 'active';
 
@@ -352,7 +350,7 @@ export class PlacementGroup {
   onMap(epoch: number, pool: Pool, upSet: number[], forceNewInterval = false): boolean {
     this.#pool = pool;
     // EC hook: holes of an erasure pool's up set (CRUSH_ITEM_NONE) are -1 here, as everywhere else in the PG.
-    const acting = upSet.map((o) => (o === crushItemNone ? -1 : o));
+    const acting = actingFromUp(upSet);
     if (pool.type === 'erasure' && !this.#ec) this.#ec = this.#ecBackend();
     const primary = acting.find((o) => o >= 0) ?? -1;
     const changed =

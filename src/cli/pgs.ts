@@ -6,7 +6,7 @@
  * and its old `active` says nothing about the members the PG has now.
  */
 import type { Command } from 'commander';
-import { CRUSH_ITEM_NONE, StorageError, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
+import { CRUSH_ITEM_NONE, StorageError, actingFromUp, pgIdToString, placementFor, type ClusterMap, wire } from '../index.js';
 import { withMonitors } from './config.js';
 import { table, withObjects } from './objects.js';
 
@@ -39,7 +39,7 @@ export function pgRows(map: ClusterMap, stats: readonly wire.OsdStats.$Propertie
       const mapping = placement.mapPg({ pool: pool.id, seed });
       const acting = mapping.up.filter((o) => o >= 0 && o !== CRUSH_ITEM_NONE);
       const report = reports.get(`${pool.id}.${seed}@${mapping.primary}`)?.stat;
-      const current = mapping.up.map((o) => (o === CRUSH_ITEM_NONE ? -1 : o)).join(',');
+      const current = actingFromUp(mapping.up).join(',');
       let state: string;
       if (mapping.primary < 0) state = 'down';
       else if (!report) state = 'unknown';

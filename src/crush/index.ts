@@ -27,6 +27,7 @@ export { floorDiv, straw2Choose, straw2Draw } from './straw2.js';
 export { CRUSH_ITEM_NONE, CompiledCrush, compileCrush, doRule, reweightIn, type IsOut } from './mapper.js';
 export {
   Placement,
+  actingFromUp,
   mapObject,
   mapPg,
   objectToPg,

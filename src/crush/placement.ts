@@ -25,6 +25,14 @@ export interface PgMapping {
   primary: number;
 }
 
+/**
+ * An up set as a PG keeps and reports it (its acting set): shard positions kept, a hole (CRUSH_ITEM_NONE) as -1.
+ * The OSD's PGs and `shoal pg ls` compare acting sets in this form.
+ */
+export function actingFromUp(up: readonly number[]): number[] {
+  return up.map((o) => (o === CRUSH_ITEM_NONE ? -1 : o));
+}
+
 /** The largest pg_num (and so seed count) a pool may have. */
 export const pgNumMax = 1 << 24;
 

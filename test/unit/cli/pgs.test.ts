@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CRUSH_ITEM_NONE, placementFor, type ClusterMap, type wire } from '../../../src/index.js';
+import { actingFromUp, placementFor, type ClusterMap, type wire } from '../../../src/index.js';
 import { buildClusterMap } from '../../../src/crush/index.js';
 import { pgRows } from '../../../src/cli/pgs.js';
 
@@ -21,8 +21,7 @@ function reportsUnder(map: ClusterMap): wire.OsdStats.$Properties[] {
   const byOsd = new Map<number, wire.PgStat.$Properties[]>();
   for (let seed = 0; seed < 4; seed++) {
     const { up, primary } = placement.mapPg({ pool: 1, seed });
-    const acting = up.map((o) => (o === CRUSH_ITEM_NONE ? -1 : o));
-    byOsd.set(primary, [...(byOsd.get(primary) ?? []), { pool: 1, seed, state: 'active', acting, epoch: map.epoch }]);
+    byOsd.set(primary, [...(byOsd.get(primary) ?? []), { pool: 1, seed, state: 'active', acting: actingFromUp(up), epoch: map.epoch }]);
   }
   return [...byOsd].map(([id, pgStats]) => ({ id, pgStats }));
 }
