@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
 import { freePortPair } from './lib/ports.js';
-import { closedLoop, percentile } from './lib/stats.js';
+import { percentile, warmedLoop } from './lib/stats.js';
 import { cpuOf, record } from './lib/results.js';
 import type { CpuUse } from './lib/cpu.js';
 import { runFio } from './lib/fio.js';
@@ -119,7 +119,7 @@ export async function run(): Promise<void> {
       shoal.set(phase.name, f);
       console.log(`shoal nbd  ${line(phase.name, f)}`);
       if (phase.bs !== '4k') continue;
-      const result = await closedLoop(16, { seconds }, async () => {
+      const result = await warmedLoop(16, { seconds }, async () => {
         const at = where();
         if (phase.rw === 'randwrite') await client.write('data', at.name, at.offset, block);
         else await client.get('data', at.name, { offset: at.offset, length: 4096 });

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { ObjectClient } from '../src/index.js';
 import { startBenchCluster } from './lib/cluster.js';
-import { closedLoop, describe, plainFileWriteMBps } from './lib/stats.js';
+import { closedLoop, describe, plainFileWriteMBps, warmedLoop, warmupSeconds } from './lib/stats.js';
 import { cpuOf, record } from './lib/results.js';
 
 const inFlight = 16;
@@ -28,16 +28,16 @@ export async function run(): Promise<void> {
     const large = randomBytes(4 * 1024 * 1024);
     const smallObjects = 2000;
     const largeObjects = 48;
-    console.log(`cluster: 1 monitor + 3 OSD processes on 127.0.0.1, pool size 3, 64 PGs; ${inFlight} in flight; ${seconds} s per phase; data in ${dir}`);
-    const w4k = await closedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `s-${i % smallObjects}`, small), small.length));
+    console.log(`cluster: 1 monitor + 3 OSD processes on 127.0.0.1, pool size 3, 64 PGs; ${inFlight} in flight; ${seconds} s per phase after ${warmupSeconds} s of warm-up; data in ${dir}`);
+    const w4k = await warmedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `s-${i % smallObjects}`, small), small.length));
     console.log(describe('write 4 KiB', w4k));
     const written4k = Math.min(w4k.ops, smallObjects);
-    const r4k = await closedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `s-${i % written4k}`)).length);
+    const r4k = await warmedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `s-${i % written4k}`)).length);
     console.log(describe('read 4 KiB', r4k));
-    const w4m = await closedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `l-${i % largeObjects}`, large), large.length));
+    const w4m = await warmedLoop(inFlight, { seconds }, async (i) => (await client.put('bench', `l-${i % largeObjects}`, large), large.length));
     console.log(describe('write 4 MiB', w4m));
     const written4m = Math.min(w4m.ops, largeObjects);
-    const r4m = await closedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `l-${i % written4m}`)).length);
+    const r4m = await warmedLoop(inFlight, { seconds }, async (i) => (await client.get('bench', `l-${i % written4m}`)).length);
     console.log(describe('read 4 MiB', r4m));
     await client.stop();
 

@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { signRequest, uriEncode, unsignedPayload } from '../../gateway/s3/sigv4.js';
-import { closedLoop, describe, percentile, type LoadResult } from './stats.js';
+import { closedLoop, describe, percentile, warmupSeconds, type LoadResult } from './stats.js';
 
 export interface S3LoadOptions {
   /** `http://host:port` (or https); path-style addressing. */
@@ -147,9 +147,10 @@ function objectPath(bucket: string, key: string): string {
   return `/${bucket}/${uriEncode(key, false)}`;
 }
 
-/** Runs `op` in a closed loop and remembers the first failure's message. */
-async function phase(name: string, inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>): Promise<S3PhaseResult> {
+/** Runs `op` in a closed loop (after a warm-up of the same load when `warm`) and remembers the first failure's message. */
+async function phase(name: string, inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>, warm = false): Promise<S3PhaseResult> {
   let firstError: string | undefined;
+  if (warm && warmupSeconds > 0) await closedLoop(inFlight, { seconds: warmupSeconds }, op).catch(() => undefined);
   const cpu = process.cpuUsage();
   const result = await closedLoop(inFlight, limits, async (i) => {
     try {
@@ -251,19 +252,22 @@ export async function runS3Load(options: S3LoadOptions): Promise<S3LoadReport> {
         const payloadHash = sha256Hex(body);
         const key = (i: number) => `${prefix}${label.replace(' ', '')}/obj-${i}`;
         const written: number[] = [];
+        const isWritten = new Set<number>();
+        // Warmed up (PUT and GET; the warm-up PUTs write the same keys again, so DELETE still meets each key once).
         const put = await phase(`PUT ${label} c${inFlight}`, inFlight, { seconds: options.seconds }, async (i) => {
           leftKeys.add(key(i));
           await s3.expect([200], 'PUT', objectPath(bucket, key(i)), '', body, { payloadHash });
-          written.push(i);
+          if (!isWritten.has(i)) written.push(i);
+          isWritten.add(i);
           return bytes;
-        });
+        }, true);
         print(phaseLine(put));
         const get = await phase(`GET ${label} c${inFlight}`, inFlight, { seconds: options.seconds }, async (i) => {
           const path = objectPath(bucket, key(written[i % Math.max(1, written.length)] ?? 0));
           const response = await s3.expect([200], 'GET', path, '');
           if (response.length !== bytes) throw new RequestFailure(`GET ${path}: ${response.length} bytes, expected ${bytes}`);
           return response.length;
-        });
+        }, true);
         print(phaseLine(get));
         const del = await phase(`DELETE ${label} c${inFlight}`, inFlight, { count: written.length }, async (i) => {
           const k = key(written[i] as number);
