@@ -39,6 +39,10 @@ import { compareUtf8 } from '../limits.js';
 
 /** Data is copied and checksummed in pieces of this size (a multiple of any block size we use). */
 const pieceBytes = 1024 * 1024;
+/** O_DIRECT alignment of file offsets and lengths (as `DataFiles` writes them). */
+const directAlign = 4096;
+/** An append whose unwritten gap is at most this writes the gap as zeros in one direct write; a larger gap stays sparse. */
+const appendHoleMax = 1024 * 1024;
 /** Objects of a group whose data is prepared at once (bounds memory and open files). */
 const finalizeConcurrency = 8;
 
@@ -284,13 +288,25 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
       deferred.sort((x, y) => x.offset - y.offset);
     }
     if (size > committed) {
-      // Past the committed end: stale bytes from before a shrink are cut (the tail must read as zeros), then new
-      // bytes written and made durable. The committed version never reads there.
+      // Past the committed end, written and made durable before the commit; the committed version never reads there.
       const lease = await env.files.openExisting(base.id);
       if (!lease) throw new StorageError('CORRUPT_DATA', `data file ${base.id} is missing`);
       try {
-        await lease.fh.truncate(committed);
-        for (const d of direct) await writeAll(lease.fh, d.data, d.offset);
+        const holeBytes = size - committed - covered(committed, size, extents.filter((e) => e.data));
+        if (holeBytes <= appendHoleMax) {
+          // The whole tail from the 4 KiB block holding the committed end, with O_DIRECT (as new files are): that
+          // block's committed bytes rewritten as they are, holes as zeros (which also covers stale bytes from before
+          // a shrink), the last block padded.
+          const from = Math.floor(committed / directAlign) * directAlign;
+          const head = from < committed ? await reader.read(base, from, committed) : Buffer.alloc(0);
+          const tail = await materialize(o, committed, size);
+          await env.files.writeDirect(base.id, lease, head.length > 0 ? Buffer.concat([head, tail]) : tail, from);
+        } else {
+          // A far sparse extension: stale bytes from before a shrink are cut (the gap must read as zeros), then only
+          // the new bytes written.
+          await lease.fh.truncate(committed);
+          for (const d of direct) await writeAll(lease.fh, d.data, d.offset);
+        }
         await env.files.sync(lease.fh);
       } finally {
         await lease.close();

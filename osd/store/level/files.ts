@@ -10,6 +10,8 @@ import { join } from 'node:path';
 const fanout = 256;
 /** Data files kept open between uses. */
 const openFilesMax = 128;
+/** Of those, O_DIRECT handles kept for appends. */
+const directHandlesMax = 32;
 
 interface CachedFile {
   fh: FileHandle;
@@ -156,6 +158,47 @@ export class DataFiles {
    */
   async writeNew(file: NewFile, data: Uint8Array, position: number): Promise<void> {
     if (!file.direct) return writeAll(file.fh, data, position);
+    const done = await this.#writeStaged(file.fh, data, position);
+    if (done === data.length) return;
+    // The device wants a larger alignment than 4 KiB: this file and every later one buffered.
+    file.direct = false;
+    await file.fh.close();
+    file.fh = await open(file.path, constants.O_WRONLY);
+    return writeAll(file.fh, data.subarray(done), position + done);
+  }
+
+  /**
+   * Writes `data` at `position` (a multiple of 4 KiB) of existing file `id` (leased as `lease`) with O_DIRECT. A
+   * length that is not a multiple of 4 KiB is padded with zeros, so such a write must end at the object's end (an
+   * append): the padding lands where nothing is read. Buffered through the lease where direct writes are off. The
+   * caller syncs.
+   */
+  async writeDirect(id: number, lease: FileLease, data: Uint8Array, position: number): Promise<void> {
+    if (!this.#direct) return writeAll(lease.fh, data, position);
+    let fh = this.#directHandles.get(id);
+    if (fh) {
+      this.#directHandles.delete(id);
+    } else {
+      fh = await open(this.pathOf(id), constants.O_WRONLY | directFlag);
+      while (this.#directHandles.size >= directHandlesMax) {
+        const [oldest, handle] = this.#directHandles.entries().next().value as [number, FileHandle];
+        this.#directHandles.delete(oldest);
+        await handle.close();
+      }
+    }
+    this.#directHandles.set(id, fh);
+    const done = await this.#writeStaged(fh, data, position);
+    if (done < data.length) await writeAll(lease.fh, data.subarray(done), position + done);
+  }
+
+  /** O_DIRECT handles of existing files, for appends (most recently used last); closed with the file's removal. */
+  readonly #directHandles = new Map<number, FileHandle>();
+
+  /**
+   * Writes through the aligned staging buffers (position a multiple of 4 KiB, the last piece padded). Returns the
+   * bytes written: fewer than `data.length` when the device refused the alignment (direct writes are then off).
+   */
+  async #writeStaged(fh: FileHandle, data: Uint8Array, position: number): Promise<number> {
     if (position % directAlign !== 0) throw new TypeError(`direct write at ${position}, not a multiple of ${directAlign}`);
     for (let done = 0; done < data.length; done += directPieceBytes) {
       const piece = data.subarray(done, Math.min(done + directPieceBytes, data.length));
@@ -164,21 +207,16 @@ export class DataFiles {
       try {
         buffer.set(piece);
         buffer.fill(0, piece.length, padded);
-        try {
-          await writeAll(file.fh, buffer.subarray(0, padded), position + done);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
-          // The device wants a larger alignment than 4 KiB: this file and every later one buffered.
-          this.#direct = false;
-          file.direct = false;
-          await file.fh.close();
-          file.fh = await open(file.path, constants.O_WRONLY);
-          return writeAll(file.fh, data.subarray(done), position + done);
-        }
+        await writeAll(fh, buffer.subarray(0, padded), position + done);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        this.#direct = false;
+        return done;
       } finally {
         this.#staging.give(buffer);
       }
     }
+    return data.length;
   }
 
   /** Open files kept for reuse (most recently used last). */
@@ -247,18 +285,25 @@ export class DataFiles {
 
   /** Closes every cached file (at stop; nothing may hold a lease). */
   async closeAll(): Promise<void> {
-    const entries = [...this.#cache.values()];
+    const handles = [...this.#cache.values()].map((e) => e.fh).concat([...this.#directHandles.values()]);
     this.#cache.clear();
-    await Promise.allSettled(entries.map((e) => e.fh.close()));
+    this.#directHandles.clear();
+    await Promise.allSettled(handles.map((fh) => fh.close()));
   }
 
+  /** fdatasync: the data and what reading it needs (the size), not the times. */
   async sync(handle: FileHandle): Promise<void> {
-    await handle.sync();
+    await handle.datasync();
     this.syncs++;
   }
 
   /** Removes a file; a missing one is fine (removal is retried after a crash). */
   async remove(id: number): Promise<void> {
+    const direct = this.#directHandles.get(id);
+    if (direct) {
+      this.#directHandles.delete(id);
+      await direct.close();
+    }
     const entry = this.#cache.get(id);
     if (entry) {
       this.#cache.delete(id);

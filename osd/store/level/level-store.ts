@@ -125,6 +125,14 @@ interface Pending {
 
 /** Committed onodes and checksum chunks kept in memory (a few MiB). */
 const onodeCacheMax = 4096;
+/** O_DIRECT alignment of file offsets and lengths. */
+const directAlign = 4096;
+/**
+ * Deferred pieces from this size up are copied into their file with O_DIRECT: under 1 MiB overwrites an OSD spent a
+ * third of its CPU filling fresh page-cache pages for them; 4 KiB pieces direct cost more than buffered (each waits
+ * for the disk inside the commit).
+ */
+const deferredDirectMin = 64 * 1024;
 const checksumCacheMax = 4096;
 
 function ioError(error: unknown): StorageError {
@@ -307,8 +315,14 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
     try {
       for (const extent of write.extents) {
-        if (extent.data) await writeAll(lease.fh, extent.data, extent.offset);
-        else await writeZeros(lease.fh, extent.offset, extent.length);
+        if (extent.data && extent.data.length >= deferredDirectMin && extent.offset % directAlign === 0 && extent.data.length % directAlign === 0) {
+          // Large aligned pieces skip the page cache, as new files do (its fresh pages cost more CPU than the disk).
+          await this.#files.writeDirect(write.fileId, lease, extent.data, extent.offset);
+        } else if (extent.data) {
+          await writeAll(lease.fh, extent.data, extent.offset);
+        } else {
+          await writeZeros(lease.fh, extent.offset, extent.length);
+        }
       }
     } finally {
       await lease.close();

@@ -21,7 +21,8 @@ export function crashTransaction(seed: number, index: number): Transaction {
   const random = new Random((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
   const tx = new Transaction();
   if (index === 0) return tx.writeFull(base, random.bytes(200_000)).setXattr(base, 'v', Buffer.from('0'));
-  const length = () => random.pick([1, 17, 4096, 4096, 8192, 5000, 70_000]);
+  // 65,536 and 131,072 at aligned offsets: deferred pieces copied into their file with O_DIRECT.
+  const length = () => random.pick([1, 17, 4096, 4096, 8192, 5000, 70_000, 65_536, 131_072]);
   const opCount = random.int(1, 4);
   for (let i = 0; i < opCount; i++) {
     const oid = random.pick(names);

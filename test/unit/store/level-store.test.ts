@@ -144,7 +144,22 @@ for (const directWrites of [true, false]) {
       const want = Buffer.concat([data.get(name) as Buffer, patch]);
       patch.copy(want, 5_000);
       assert.ok((await next.read(oid(name))).equals(want), 'overwrite and append read back');
-      return next;
+      // A large aligned overwrite (its deferred piece copied with O_DIRECT), an append from an unaligned end, and a
+      // shrink then a regrow past a gap (which must read as zeros, not as the bytes cut off).
+      const big = Buffer.from(random.bytes(256 * 1024));
+      const tail = Buffer.from(random.bytes(70_000));
+      await next.apply(new Transaction().write(oid(name), 4096 * 16, big));
+      big.copy(want, 4096 * 16);
+      await next.apply(new Transaction().write(oid(name), want.length, tail));
+      const grown = Buffer.concat([want, tail]);
+      assert.ok((await next.read(oid(name))).equals(grown), 'large overwrite and unaligned append read back');
+      await next.apply(new Transaction().truncate(oid(name), 100_001));
+      await next.apply(new Transaction().write(oid(name), 300_000, tail));
+      const regrown = Buffer.concat([grown.subarray(0, 100_001), Buffer.alloc(300_000 - 100_001), tail]);
+      assert.ok((await next.read(oid(name))).equals(regrown), 'shrink then regrow past a gap reads zeros in the gap');
+      const again = await reopen(next, dir, { directWrites });
+      assert.ok((await again.read(oid(name))).equals(regrown), 'the same after a restart');
+      return again;
     }));
 }
 
