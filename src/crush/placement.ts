@@ -126,12 +126,33 @@ export class Placement {
     return osd >= 0 && osd < this.#up.length && this.#up[osd] === 1;
   }
 
-  /** The up set and primary of a PG. NOT_FOUND for an unknown pool or rule, INVALID_ARGUMENT for a seed >= pg_num. */
+  /** Mappings computed so far, by pool and seed: a map never changes, and OSDs and clients map a PG per request. */
+  readonly #mapped = new Map<number, PgMapping[]>();
+
+  /**
+   * The up set and primary of a PG (computed once per map; frozen, as callers share it). NOT_FOUND for an unknown
+   * pool or rule, INVALID_ARGUMENT for a seed >= pg_num.
+   */
   mapPg(pgId: PgId): PgMapping {
     const pool = this.pool(pgId.pool);
     if (!Number.isInteger(pgId.seed) || pgId.seed < 0 || pgId.seed >= pool.pgNum) {
       throw new StorageError('INVALID_ARGUMENT', `PG ${pgIdToString(pgId)}: pool ${pool.name} has pg_num ${pool.pgNum}`);
     }
+    let mapped = this.#mapped.get(pool.id);
+    if (!mapped) {
+      mapped = [];
+      this.#mapped.set(pool.id, mapped);
+    }
+    const known = mapped[pgId.seed];
+    if (known) return known;
+    const mapping = this.#compute(pool, pgId);
+    Object.freeze(mapping.up);
+    Object.freeze(mapping.pgId);
+    mapped[pgId.seed] = Object.freeze(mapping);
+    return mapping;
+  }
+
+  #compute(pool: Pool, pgId: PgId): PgMapping {
     const count = this.crush.mapRaw(pool.rule, pgPlacementSeed(pgId), pool.size, this.#reweights, null);
     const raw = this.crush.rawResult;
     const isUp = this.#up;
