@@ -163,6 +163,22 @@ for (const directWrites of [true, false]) {
     }));
 }
 
+test('large reads return exact bytes at any offset, and zeros past the end of a data file shorter than its object', () =>
+  withLevelStore({}, async (store) => {
+    const random = new Random(21);
+    const data = Buffer.from(random.bytes(3 * 1_048_576 + 1234));
+    await store.apply(new Transaction().writeFull(oid('r'), data));
+    // A tail with no bytes in the file: the object grows by a truncate past 1 MiB, which leaves the file as it is.
+    await store.apply(new Transaction().truncate(oid('r'), data.length + 1_500_000));
+    const want = Buffer.concat([data, Buffer.alloc(1_500_000)]);
+    const ranges: [number, number][] = [[0, want.length], [5000, 300_000], [4096, 262_144], [1_048_000, 1_050_000], [data.length - 10_000, 400_000], [data.length + 1000, 1_200_000]];
+    for (const [offset, length] of ranges) {
+      assert.ok((await store.read(oid('r'), offset, length)).equals(want.subarray(offset, offset + length)), `read ${offset}+${length}`);
+    }
+    const all = await Promise.all(ranges.map(([offset, length]) => store.read(oid('r'), offset, length)));
+    ranges.forEach(([offset, length], i) => assert.ok(all[i]?.equals(want.subarray(offset, offset + length)), `concurrent read ${i}`));
+  }));
+
 test('start removes data files that no committed transaction owns', () =>
   withLevelStore({}, async (store, dir) => {
     await store.apply(new Transaction().write(oid('keep'), 0, Buffer.alloc(200_000, 1)));
