@@ -209,6 +209,19 @@ export class Metadata {
    */
   async removeIf(ino: number, when: (inode: Inode) => boolean): Promise<string[] | undefined> {
     return this.serial(ino, async () => {
+      // An empty file known here (`rm -rf` has just looked each one up): guard, list and remove in one op, saving a
+      // round trip. Only when empty: a resent op that had applied answers without results, so the list would read
+      // as empty, and an empty file has no data objects (truncate removes them with their keys).
+      const cached = this.#fresh(ino);
+      if (cached && cached.inode.size === 0 && when(cached.inode)) {
+        try {
+          const r = await this.#execute(ino, [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: cached.raw }, { kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }, { kind: Kind.KIND_REMOVE }]);
+          this.#cache.delete(ino);
+          return (r.reply.results[1]?.entries ?? []).map((e) => e.key ?? '');
+        } catch (error) {
+          if (!isPreconditionFailed(error)) throw error;
+        }
+      }
       for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
         const r = await this.#execute(ino, [{ kind: Kind.KIND_GETXATTR, name: attrXattr }, { kind: Kind.KIND_OMAP_LIST, prefix: 'o.', after: '', limit: 100_000 }]);
         const raw = Buffer.from(r.reply.results[0]?.value ?? new Uint8Array());

@@ -231,3 +231,37 @@ test('the checker finds and repairs each crash state (namespace without a kernel
     await client.stop();
   }
 });
+
+test('unlinking an empty file removes its inode in one guarded op; a link another mount made meanwhile keeps it', { skip }, async () => {
+  const config = parseClusterConfig(fs.readFileSync(cluster.confPath, 'utf8'));
+  const client = new ObjectClient(config);
+  await client.start();
+  try {
+    await createFileSystem(client, 'unlinks');
+    const meta = metaPoolName('unlinks');
+    // `one` trusts what it read for a minute; `two` reads the cluster every time.
+    const one = await FileSystem.open(client, 'unlinks', { cacheTtlMs: 60_000 });
+    const two = await FileSystem.open(client, 'unlinks', { cacheTtlMs: 0 });
+    const gone = async (ino: number) => client.stat(meta, inodeObject(ino)).then(() => false, (error: unknown) => (error as { code?: string }).code === 'NOT_FOUND');
+
+    await one.release(await one.create('/plain', 0o644));
+    const plain = await one.resolve('/plain');
+    await one.getattr('/plain');
+    await one.unlink('/plain');
+    assert.ok(await gone(plain), 'the inode of an unlinked empty file is removed');
+
+    await one.release(await one.create('/linked', 0o644));
+    const linked = await one.resolve('/linked');
+    await one.getattr('/linked');
+    // Another mount adds a link: `one`'s cached attributes (one link) are now stale, and its guard must notice.
+    await two.link('/linked', '/second');
+    await one.unlink('/linked');
+    assert.equal(await gone(linked), false, 'the inode another link names is kept');
+    assert.equal((await two.getattr('/second')).nlink, 1);
+    await two.unlink('/second');
+    assert.ok(await gone(linked), 'removed with its last link');
+    assert.deepEqual((await checkFileSystem(client, 'unlinks', { repair: false, graceMs: 0 })).problems, []);
+  } finally {
+    await client.stop();
+  }
+});
