@@ -175,11 +175,19 @@ test('data written and fsynced before kill -9 of every daemon is there after res
   assert.equal(check.status, 0, check.stdout + check.stderr);
 });
 
-test('the checker finds and repairs each crash state (namespace without a kernel)', { skip }, async () => {
-  const config = parseClusterConfig(fs.readFileSync(cluster.confPath, 'utf8'));
-  const client = new ObjectClient(config);
+/** Runs `body` with an object client of the test cluster (the namespace without a kernel). */
+async function withClient(body: (client: ObjectClient) => Promise<void>): Promise<void> {
+  const client = new ObjectClient(parseClusterConfig(fs.readFileSync(cluster.confPath, 'utf8')));
   await client.start();
   try {
+    await body(client);
+  } finally {
+    await client.stop();
+  }
+}
+
+test('the checker finds and repairs each crash state (namespace without a kernel)', { skip }, () =>
+  withClient(async (client) => {
     await createFileSystem(client, 'ns');
     const nsfs = await FileSystem.open(client, 'ns', { cacheTtlMs: 0 });
     const meta = metaPoolName('ns');
@@ -227,16 +235,10 @@ test('the checker finds and repairs each crash state (namespace without a kernel
     await reopened.release(rfd);
     assert.equal((await reopened.getattr('/b/moved')).nlink, 1);
     assert.equal((await reopened.getattr('/other')).nlink, 1);
-  } finally {
-    await client.stop();
-  }
-});
+  }));
 
-test('unlinking an empty file removes its inode in one guarded op; a link another mount made meanwhile keeps it', { skip }, async () => {
-  const config = parseClusterConfig(fs.readFileSync(cluster.confPath, 'utf8'));
-  const client = new ObjectClient(config);
-  await client.start();
-  try {
+test('unlinking an empty file removes its inode in one guarded op; a link another mount made meanwhile keeps it', { skip }, () =>
+  withClient(async (client) => {
     await createFileSystem(client, 'unlinks');
     const meta = metaPoolName('unlinks');
     // `one` trusts what it read for a minute; `two` reads the cluster every time.
@@ -261,7 +263,4 @@ test('unlinking an empty file removes its inode in one guarded op; a link anothe
     await two.unlink('/second');
     assert.ok(await gone(linked), 'removed with its last link');
     assert.deepEqual((await checkFileSystem(client, 'unlinks', { repair: false, graceMs: 0 })).problems, []);
-  } finally {
-    await client.stop();
-  }
-});
+  }));
