@@ -23,7 +23,7 @@ import { daemonPids, peakRssMiB } from './lib/daemon-memory.js';
 const reps = Number(process.env['SHOAL_REPORT_REPS'] ?? 3);
 const phaseSeconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 5);
 /** A run is not started when the same benchmark's last run would not fit in what is left of the budget. */
-const budgetSeconds = Number(process.env['SHOAL_REPORT_BUDGET_MIN'] ?? 20) * 60;
+const budgetSeconds = Number(process.env['SHOAL_REPORT_BUDGET_MIN'] ?? 25) * 60;
 const childTimeoutMs = 8 * 60 * 1000;
 const osdGoalMiB = 300;
 const sampleEveryMs = 500;
