@@ -110,6 +110,11 @@ export async function run(): Promise<void> {
     record({ benchmark: 'fs', workload: 'seq read 1 MiB x4', metric: 'MiB/s', value: ours.seqReadMiBs, unit: 'MiB/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.seqReadMiBs } : {}), ...cpuOf({ cpu: ours.cpu?.seqRead }) });
     record({ benchmark: 'fs', workload: 'rand write 4 KiB x4', metric: 'IOPS', value: ours.randWriteIops, unit: 'IOPS', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.randWriteIops } : {}), ...cpuOf({ cpu: ours.cpu?.randWrite }) });
     record({ benchmark: 'fs', workload: 'rand read 4 KiB x4', metric: 'IOPS', value: ours.randReadIops, unit: 'IOPS', higherIsBetter: true, goal, ...(cephMount ? { ceph: theirs.randReadIops } : {}), ...cpuOf({ cpu: ours.cpu?.randRead }) });
+    // Metadata as files per second (the anchor's times were for 10,000 files; a report run uses fewer).
+    const rate = (seconds: number) => files / seconds;
+    record({ benchmark: 'fs', workload: 'create empty files (xargs touch)', metric: 'files/s', value: rate(ours.createS), unit: 'files/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: rate(theirs.createS) } : {}) });
+    record({ benchmark: 'fs', workload: 'ls -l of a directory', metric: 'files/s', value: rate(ours.lsS), unit: 'files/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: rate(theirs.lsS) } : {}) });
+    record({ benchmark: 'fs', workload: 'rm -rf of a directory', metric: 'files/s', value: rate(ours.rmS), unit: 'files/s', higherIsBetter: true, goal, ...(cephMount ? { ceph: rate(theirs.rmS) } : {}) });
     console.log(`\nshoal FUSE vs ${source}:`);
     console.log(ratioLine('seq write 1 MiB', ours.seqWriteMiBs, theirs.seqWriteMiBs, true, 'MiB/s'));
     console.log(ratioLine('seq read 1 MiB', ours.seqReadMiBs, theirs.seqReadMiBs, true, 'MiB/s'));

@@ -6,8 +6,11 @@
  */
 
 export interface Baseline {
-  /** A row of the anchor's results.tsv: section, test and its unit label; `realUnit` when the label is wrong. */
-  ceph?: { section: string; test: string; unit: string; realUnit?: string };
+  /**
+   * A row of the anchor's results.tsv: section, test and its unit label; `realUnit` when the label is wrong; `items`
+   * when the row is the seconds that many things took, compared as things per second.
+   */
+  ceph?: { section: string; test: string; unit: string; realUnit?: string; items?: number };
   /** A `machine` workload of the report, divided by `divide` (copies of every byte: 3 for size-3 pools). */
   limit?: { machine: string; divide?: number };
 }
@@ -54,6 +57,9 @@ export const baselines: Record<string, Baseline> = {
   'fs|seq read 1 MiB x4': { ceph: { section: 'cephfs', test: 'seqread 1M psync x4', unit: 'MiB/s' }, limit: { machine: m.seqRead } },
   'fs|rand write 4 KiB x4': { ceph: { section: 'cephfs', test: 'randwrite 4k psync x4', unit: 'IOPS' }, limit: { machine: m.randWrite, divide: 3 } },
   'fs|rand read 4 KiB x4': { ceph: { section: 'cephfs', test: 'randread 4k psync x4', unit: 'IOPS' }, limit: { machine: m.randRead } },
+  'fs|create empty files (xargs touch)': { ceph: { section: 'cephfs', test: 'create 10k empty files', unit: 's', items: 10_000 } },
+  'fs|ls -l of a directory': { ceph: { section: 'cephfs', test: 'ls -l 10k files', unit: 's', items: 10_000 } },
+  'fs|rm -rf of a directory': { ceph: { section: 'cephfs', test: 'rm -rf 10k files', unit: 's', items: 10_000 } },
 };
 
 /** The anchor's results.tsv (section, test, unit, repetition, value) as `section|test|unit` → values. */

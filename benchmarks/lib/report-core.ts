@@ -100,9 +100,10 @@ export function aggregate(figures: Figure[], anchor: Map<string, number[]>, base
     const measuredCeph = group.flatMap((f) => (f.ceph === undefined ? [] : [f.ceph]));
     if (measuredCeph.length > 0) row.ceph = { ...spread(measuredCeph), source: 'measured in this run' };
     else if (base?.ceph) {
-      const { section, test, unit, realUnit } = base.ceph;
+      const { section, test, unit, realUnit, items } = base.ceph;
       const recorded = anchor.get(`${section}|${test}|${unit}`);
-      if (recorded && recorded.length > 0) row.ceph = { ...spread(recorded.map((v) => convert(v, realUnit ?? unit, first.unit))), source: 'recorded anchor' };
+      const value = (v: number) => (items === undefined ? convert(v, realUnit ?? unit, first.unit) : items / v);
+      if (recorded && recorded.length > 0) row.ceph = { ...spread(recorded.map(value)), source: 'recorded anchor' };
     }
     const ownLimits = group.flatMap((f) => (f.limit === undefined ? [] : [f.limit]));
     if (ownLimits.length > 0) row.limit = { value: median(ownLimits), name: first.limitName ?? 'limit measured by the benchmark' };

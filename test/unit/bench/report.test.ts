@@ -76,6 +76,14 @@ test('aggregate: for lower-is-better figures the Ceph ratio is Ceph / Shoal and 
   assert.equal(rows[0]?.vsLimit, undefined);
 });
 
+test('aggregate: an anchor row of seconds for N things compares as things per second', () => {
+  const baselines: Record<string, Baseline> = { 'fs|create': { ceph: { section: 'cephfs', test: 'create 10k', unit: 's', items: 10_000 } } };
+  const anchor = new Map([['cephfs|create 10k|s', [10, 12.5, 20]]]);
+  const [row] = aggregate([fig({ benchmark: 'fs', workload: 'create', metric: 'files/s', unit: 'files/s', value: 200 })], anchor, baselines);
+  assert.deepEqual(row?.ceph, { median: 800, min: 500, max: 1000, values: [1000, 800, 500], source: 'recorded anchor' });
+  assert.equal(row?.vsCeph, 0.25);
+});
+
 test('goalMet judges ">= Nx Ceph", ">= Nx limit" and "<= Nx"; other text is not judged', () => {
   const shoal = spread([2.5]);
   assert.equal(goalMet({ goal: '>= 2x Ceph', vsCeph: 2, shoal }), true);
