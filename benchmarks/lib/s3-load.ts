@@ -150,7 +150,7 @@ function objectPath(bucket: string, key: string): string {
 /** Runs `op` in a closed loop (after a warm-up of the same load when `warm`) and remembers the first failure's message. */
 async function phase(name: string, inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>, warm = false): Promise<S3PhaseResult> {
   let firstError: string | undefined;
-  if (warm && warmupSeconds > 0) await closedLoop(inFlight, { seconds: warmupSeconds }, op).catch(() => undefined);
+  if (warm && warmupSeconds > 0) await closedLoop(inFlight, { seconds: warmupSeconds }, op);
   const cpu = process.cpuUsage();
   const result = await closedLoop(inFlight, limits, async (i) => {
     try {

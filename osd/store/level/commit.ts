@@ -32,15 +32,13 @@ import {
   type Onode,
   type OnodeData,
 } from './codec.js';
-import { readFully, writeAll, type DataFiles, type FileLease, type NewFile } from './files.js';
+import { directAlign, readFully, writeAll, type DataFiles, type FileLease, type NewFile } from './files.js';
 import type { KvOp, KvStore } from './kv.js';
 import type { Base, Extent, WorkingObject, WorkingSet } from './working.js';
 import { compareUtf8 } from '../limits.js';
 
 /** Data is copied and checksummed in pieces of this size (a multiple of any block size we use). */
 const pieceBytes = 1024 * 1024;
-/** O_DIRECT alignment of file offsets and lengths (as `DataFiles` writes them). */
-const directAlign = 4096;
 /** An append whose unwritten gap is at most this writes the gap as zeros in one direct write; a larger gap stays sparse. */
 const appendHoleMax = 1024 * 1024;
 /** Objects of a group whose data is prepared at once (bounds memory and open files). */

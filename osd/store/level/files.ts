@@ -30,7 +30,7 @@ const zeroChunk = Buffer.alloc(1024 * 1024);
 /** O_DIRECT where the platform has it (Linux), else 0 (never used). */
 const directFlag = constants.O_DIRECT ?? 0;
 /** Alignment of direct writes' memory, file offset and length: 4 KiB suits every block device's logical block. */
-const directAlign = 4096;
+export const directAlign = 4096;
 /** Bytes written per direct write call, through one staging buffer. */
 const directPieceBytes = 1024 * 1024;
 /** Staging buffers per store: new files written at once beyond this wait for one. */

@@ -59,7 +59,7 @@ import {
   type Onode,
 } from './codec.js';
 import { planCommit, type CommitEnv, type CommitPlan } from './commit.js';
-import { DataFiles, readFully, writeAll, writeZeros } from './files.js';
+import { DataFiles, directAlign, readFully, writeAll, writeZeros } from './files.js';
 import { Gate } from './gate.js';
 import { openKv, type KvOp, type KvRange, type KvStore } from './kv.js';
 import { WorkingSet, type CommittedView } from './working.js';
@@ -125,8 +125,6 @@ interface Pending {
 
 /** Committed onodes and checksum chunks kept in memory (a few MiB). */
 const onodeCacheMax = 4096;
-/** O_DIRECT alignment of file offsets and lengths. */
-const directAlign = 4096;
 /**
  * Deferred pieces from this size up are copied into their file with O_DIRECT: under 1 MiB overwrites an OSD spent a
  * third of its CPU filling fresh page-cache pages for them; 4 KiB pieces direct cost more than buffered (each waits
