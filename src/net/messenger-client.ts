@@ -24,6 +24,7 @@ import {
 } from '../common/index.js';
 import type { FrameKind } from '../protocol/index.js';
 import { FrameParser, FrameWriter, type FrameLimits, type ParsedFrame } from './messenger-frame.js';
+import { connectReading } from './socket-reader.js';
 import {
   errorFromFields,
   messengerDefaults,
@@ -235,8 +236,9 @@ export class MessengerClient {
 
   #connect(): void {
     this.#connects++;
-    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true });
-    const connection = new ClientConnection(socket, this.#settings, this.#logger, {
+    const parser = new FrameParser(this.#settings);
+    const socket = connectReading({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true }, parser, () => connection.onBytes());
+    const connection: ClientConnection = new ClientConnection(socket, parser, this.#settings, this.#logger, {
       ready: () => this.#pump(),
       drained: () => this.#pump(),
       closed: (error, everReady) => this.#lost(connection, error, everReady),
@@ -307,15 +309,15 @@ class ClientConnection {
   /** Why the connection ended, when we ended it or the socket failed. */
   #error: StorageError | undefined;
 
-  constructor(socket: net.Socket, settings: Settings, logger: Logger, hooks: ConnectionHooks) {
+  /** `parser` receives the socket's bytes (see socket-reader.ts); `onBytes` is called after each read. */
+  constructor(socket: net.Socket, parser: FrameParser, settings: Settings, logger: Logger, hooks: ConnectionHooks) {
     this.#socket = socket;
     this.#settings = settings;
     this.#logger = logger;
     this.#hooks = hooks;
-    this.#parser = new FrameParser(settings);
+    this.#parser = parser;
     this.#writer = new FrameWriter(socket);
     socket.setTimeout(settings.idleTimeoutMs);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => hooks.drained());
     socket.on('timeout', () => {
       if (this.inflight.size === 0) socket.destroy();
@@ -397,8 +399,8 @@ class ClientConnection {
     }
   }
 
-  #onData(chunk: Buffer): void {
-    this.#parser.push(chunk);
+  /** Hands every complete frame the parser holds to its caller. */
+  onBytes(): void {
     for (;;) {
       let frame: ParsedFrame | undefined;
       try {

@@ -3,8 +3,11 @@
  * frame writer that batches the frames of one event-loop turn into one writev. The frame layout itself lives in
  * src/protocol/messenger-codec.ts.
  *
- * The parser is pull-based (`push` bytes in, `next` frames out) so a receiver that wants no more work simply stops
- * calling `next`: bytes it has already read stay as they are and nothing more is decoded or allocated.
+ * The parser is pull-based (bytes in, `next` frames out) so a receiver that wants no more work simply stops calling
+ * `next`: bytes it has already read stay as they are and nothing more is decoded or allocated. Bytes come in two
+ * ways: `push` takes chunks the caller owns (a socket's 'data' events), while `readTarget`/`received` let the socket
+ * read in place (see socket-reader.ts): into a reused scratch buffer, or, once a large payload's header is parsed,
+ * straight into that payload's own buffer, so its bytes are copied once (by the kernel) and no chunk is allocated.
  */
 import type { Socket } from 'node:net';
 import { StorageError } from '../common/index.js';
@@ -26,7 +29,8 @@ export interface FrameLimits {
 
 /**
  * A complete frame. `payload` is a view of the received bytes (a copy only when the frame straddled socket chunks),
- * so it keeps those chunks alive: copy it if you keep it long. `discardedPayloadBytes` is set instead of `payload`
+ * so it may keep those chunks alive: copy a small payload if you keep it long. A payload of `directPayloadBytesMin`
+ * or more that did not arrive whole is its own buffer. `discardedPayloadBytes` is set instead of `payload`
  * for a frame whose payload exceeded the limit and was skipped.
  */
 export type ParsedFrame =
@@ -34,6 +38,14 @@ export type ParsedFrame =
   | { header: FrameHeader; payload?: undefined; discardedPayloadBytes: number };
 
 const emptyPayload = Buffer.alloc(0);
+
+/**
+ * A payload at least this large that has not fully arrived with its header gets its own buffer at once, and the rest
+ * of it is read (or copied) straight there. Smaller ones are gathered from chunks when complete.
+ */
+export const directPayloadBytesMin = 64 * 1024;
+/** The scratch buffer socket reads go to between large payloads (Node's own read size). */
+const scratchBytes = 64 * 1024;
 
 /** An allocation failure (address space exhausted) fails the connection that asked, not the process. */
 function allocate(bytes: number): Buffer {
@@ -54,6 +66,9 @@ export class FrameParser {
   #header: FrameHeader | undefined;
   /** Bytes of an oversized payload still to be skipped. */
   #discard = 0;
+  /** The large payload being received in place, and how much of it has arrived. */
+  #direct: { buffer: Buffer; filled: number } | undefined;
+  #scratch: Buffer | undefined;
 
   constructor(limits: FrameLimits) {
     this.#limits = limits;
@@ -61,14 +76,15 @@ export class FrameParser {
 
   /** Bytes held: received and not yet handed out as part of a frame. */
   get bufferedBytes(): number {
-    return this.#buffered;
+    return this.#buffered + (this.#direct?.filled ?? 0);
   }
 
   /** True when part of a frame has arrived and the rest has not. */
   get midFrame(): boolean {
-    return this.#buffered > 0 || this.#prefix !== undefined || this.#discard > 0;
+    return this.#buffered > 0 || this.#prefix !== undefined || this.#discard > 0 || this.#direct !== undefined;
   }
 
+  /** Takes bytes the caller hands over for good (the parser may keep views of `chunk`). */
   push(chunk: Buffer): void {
     if (this.#discard > 0) {
       const skip = Math.min(this.#discard, chunk.length);
@@ -76,9 +92,46 @@ export class FrameParser {
       if (skip === chunk.length) return;
       chunk = chunk.subarray(skip);
     }
+    const direct = this.#direct;
+    if (direct !== undefined && direct.filled < direct.buffer.length) {
+      const n = chunk.copy(direct.buffer, direct.filled);
+      direct.filled += n;
+      chunk = chunk.subarray(n);
+    }
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+  }
+
+  /**
+   * Where the next socket read should go: the unfilled rest of the large payload being received, else a scratch
+   * buffer that is reused (so `received` copies what it keeps of it).
+   */
+  readTarget(): Buffer {
+    const direct = this.#direct;
+    if (direct !== undefined && direct.filled < direct.buffer.length) return direct.buffer.subarray(direct.filled);
+    this.#scratch ??= allocate(scratchBytes);
+    return this.#scratch;
+  }
+
+  /** `bytes` bytes were read into the start of `target`, a buffer `readTarget` returned. */
+  received(target: Buffer, bytes: number): void {
+    if (target !== this.#scratch) {
+      const direct = this.#direct;
+      if (direct === undefined || target.buffer !== direct.buffer.buffer || direct.filled + bytes > direct.buffer.length) {
+        throw new TypeError('messenger frame: bytes were read into a buffer the parser did not hand out');
+      }
+      direct.filled += bytes;
+      return;
+    }
+    // Scratch bytes: what belongs to the payload in progress is copied there; the rest gets a buffer of its own.
+    const direct = this.#direct;
+    let at = 0;
+    if (direct !== undefined && this.#discard === 0 && direct.filled < direct.buffer.length) {
+      at = target.copy(direct.buffer, direct.filled, 0, bytes);
+      direct.filled += at;
+    }
+    if (at < bytes) this.push(Buffer.from(target.subarray(at, bytes)));
   }
 
   /**
@@ -112,10 +165,26 @@ export class FrameParser {
       this.#discard = prefix.payloadBytes - now;
       return { header, discardedPayloadBytes: prefix.payloadBytes };
     }
-    // A payload that straddles chunks is copied once, when complete. Copying each chunk into a buffer allocated when
-    // the header arrives measured no faster, and would let a peer make us allocate what it only declares.
-    if (this.#buffered < prefix.payloadBytes) return undefined;
-    const payload = prefix.payloadBytes === 0 ? emptyPayload : this.#take(prefix.payloadBytes);
+    let payload: Buffer;
+    const direct = this.#direct;
+    if (direct !== undefined) {
+      if (direct.filled < direct.buffer.length) return undefined;
+      payload = direct.buffer;
+      this.#direct = undefined;
+    } else if (this.#buffered >= prefix.payloadBytes) {
+      payload = prefix.payloadBytes === 0 ? emptyPayload : this.#take(prefix.payloadBytes);
+    } else {
+      // A large payload gets its buffer now, so the socket can read the rest in place. (At most one per connection,
+      // under the payload limit: what a peer only declares costs it no more than that.) A small one is copied once,
+      // when complete.
+      if (prefix.payloadBytes >= directPayloadBytesMin) {
+        const buffer = allocate(prefix.payloadBytes);
+        const filled = this.#buffered;
+        this.#copyOut(buffer, filled);
+        this.#direct = { buffer, filled };
+      }
+      return undefined;
+    }
     this.#prefix = undefined;
     this.#header = undefined;
     return { header, payload };
@@ -131,6 +200,12 @@ export class FrameParser {
       return out;
     }
     const out = allocate(length);
+    this.#copyOut(out, length);
+    return out;
+  }
+
+  /** Moves the first `length` (≤ buffered) bytes into the start of `out`. */
+  #copyOut(out: Buffer, length: number): void {
     let filled = 0;
     while (filled < length) {
       const chunk = this.#chunks[0] as Buffer;
@@ -139,7 +214,6 @@ export class FrameParser {
       filled += n;
       this.#advance(n);
     }
-    return out;
   }
 
   #skip(length: number): void {

@@ -22,6 +22,7 @@ import {
 } from '../common/index.js';
 import type { FrameHeader } from '../protocol/index.js';
 import { FrameParser, FrameWriter, type FrameLimits, type ParsedFrame } from './messenger-frame.js';
+import { readAccepted } from './socket-reader.js';
 import {
   errorFields,
   messengerDefaults,
@@ -64,6 +65,8 @@ export interface ServerConnectionStats {
   bufferedReadBytes: number;
   /** Response bytes queued in the socket, not yet taken by the kernel. */
   bufferedWriteBytes: number;
+  /** Whether the socket reads into buffers the parser picks (socket-reader.ts), not into fresh chunks. */
+  readsInPlace: boolean;
 }
 
 export interface MessengerServerStats {
@@ -137,7 +140,7 @@ export class MessengerServer implements Startable {
     const { host, port } = parseAddress(this.#options.address);
     this.#stopping = false;
     // Half-open allowed: a peer that sends its last request and then shuts down its side still gets the answers.
-    const server = net.createServer({ noDelay: true, keepAlive: true, allowHalfOpen: true }, (socket) =>
+    const server = net.createServer({ noDelay: true, keepAlive: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
       this.#accept(socket),
     );
     server.maxConnections = this.#options.connectionsMax ?? messengerDefaults.connectionsMax;
@@ -238,6 +241,7 @@ class ServerConnection {
   #pausedFor: PauseReason | undefined;
   #closeWhenIdle = false;
   #closed = false;
+  #readsInPlace = false;
 
   constructor(socket: net.Socket, settings: Settings, logger: Logger, hooks: ConnectionHooks) {
     this.#socket = socket;
@@ -250,10 +254,9 @@ class ServerConnection {
     this.#handshake = hooks.handshake?.(this.#peer);
     socket.setNoDelay(true);
     socket.setTimeout(settings.idleTimeoutMs);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.#closed) return;
-      this.#parser.push(chunk);
-      this.pump();
+    // Accepted paused (pauseOnConnect), so no byte is read before this decides where reads go.
+    this.#readsInPlace = readAccepted(socket, this.#parser, () => {
+      if (!this.#closed) this.pump();
     });
     socket.on('drain', () => this.pump());
     socket.on('timeout', () => {
@@ -280,6 +283,7 @@ class ServerConnection {
       pausedFor: this.#pausedFor,
       bufferedReadBytes: this.#parser.bufferedBytes + this.#socket.readableLength,
       bufferedWriteBytes: this.#socket.writableLength,
+      readsInPlace: this.#readsInPlace,
     };
   }
 

@@ -71,6 +71,41 @@ test('messenger frame: any split of a frame stream into chunks yields the same f
   }
 });
 
+test('messenger frame: reads in place (scratch buffer, then straight into large payloads) yield the same frames', (t) => {
+  const random = seededRandom(t);
+  for (let round = 0; round < 30; round++) {
+    const frames = Array.from({ length: random.int(1, 12) }, (_, i) => ({
+      id: i + 1,
+      payload: random.bytes(random.pick([0, 3, 5000, 65_535, 65_536, 70_000, 300_000])),
+    }));
+    const stream = Buffer.concat(
+      frames.flatMap((f) => [encodeFrameHead({ id: f.id, kind: 'request', op: 'w', errorCode: '', errorMessage: '', opHeader: new Uint8Array(0) }, f.payload.length), f.payload]),
+    );
+    const parser = new FrameParser(limits);
+    const out: Buffer[] = [];
+    let at = 0;
+    let direct = 0;
+    while (at < stream.length) {
+      // A socket read: up to the target's length, often less; the receiver does not always parse at once (paused).
+      const target = parser.readTarget();
+      const n = Math.min(target.length, stream.length - at, random.pick([1, 12, 999, 4096, 65_536, 1 << 20]));
+      stream.copy(target, 0, at, at + n);
+      if (target.length !== 64 * 1024) direct++;
+      parser.received(target, n);
+      at += n;
+      if (random.int(0, 3) === 0) continue;
+      for (let f = parser.next(); f !== undefined; f = parser.next()) out.push(Buffer.from(f.payload ?? Buffer.alloc(0)));
+    }
+    for (let f = parser.next(); f !== undefined; f = parser.next()) out.push(Buffer.from(f.payload ?? Buffer.alloc(0)));
+    assert.equal(out.length, frames.length, `round ${round}`);
+    frames.forEach((f, i) => assert.ok(out[i]?.equals(f.payload), `round ${round} frame ${i}`));
+    assert.equal(parser.bufferedBytes, 0);
+    if (frames.some((f) => f.payload.length >= 300_000)) assert.ok(direct > 0, `round ${round}: no read went straight into a payload`);
+  }
+  const parser = new FrameParser(limits);
+  assert.throws(() => parser.received(Buffer.alloc(10), 10), /did not hand out/);
+});
+
 test('messenger frame: an oversized payload is reported with its header and skipped, whatever the chunking', (t) => {
   const random = seededRandom(t);
   const small = { headerBytesMax: 1024, payloadBytesMax: 1000 };
