@@ -29,7 +29,7 @@ import {
   type Logger,
   type Pool,
 } from '../../src/index.js';
-import { Codec, joinStripes, shardSize, splitStripes, stripeCount, stripesTouched, type StripeLayout } from '../../src/erasure/index.js';
+import { Codec, joinStripes, shardSize, stripeCount, stripesTouched, type StripeLayout } from '../../src/erasure/index.js';
 import { Transaction, type ObjectId, type ObjectStore } from '../store/index.js';
 import type { PeerLink } from '../peers.js';
 import { evaluateOps, versionXattr, type ReadOutcome } from './object-ops.js';
@@ -389,47 +389,50 @@ export class EcBackend {
     if (count * width > ecWriteWindowBytesMax) {
       throw new StorageError('TOO_LARGE', `an erasure-coded write may rewrite at most ${ecWriteWindowBytesMax} bytes at once (this one ${count * width})`);
     }
-    const windowStart = first * width;
-    const window = Buffer.alloc(count * width);
-    if (!reset) {
-      // Read-modify-write: the old bytes of the window's stripes that the old object has.
-      const oldCount = Math.min(count, stripeCount(this.layout, before.size) - first);
-      if (oldCount > 0) (await this.readStripes(oid.name, before.version, first, oldCount)).copy(window, 0);
-    }
-    // The window's old stripes, encoded, are each member's undo bytes (clipped to its old shard size).
-    let oldShards: Uint8Array[] | undefined;
-    if (undoBase?.prevExists) {
-      const oldData = splitStripes(this.layout, window, count);
-      oldShards = [...oldData, ...this.codec.encode(oldData)];
-    }
     const oldKeep = Math.max(0, Math.min(count * su, prevShardSize - first * su));
-    let current = reset ? 0 : before.size;
-    for (const op of dataOps) {
-      const kind = op.kind ?? 0;
-      if (kind === Kind.KIND_WRITE_FULL) {
-        window.fill(0);
-        payload.copy(window, 0, Number(op.dataOffset ?? 0), Number(op.dataOffset ?? 0) + Number(op.dataLength ?? 0));
-        current = Number(op.dataLength ?? 0);
-      } else if (kind === Kind.KIND_WRITE) {
-        const at = Number(op.offset ?? 0) - windowStart;
-        const from = Number(op.dataOffset ?? 0);
-        payload.copy(window, at, from, from + Number(op.dataLength ?? 0));
-        current = Math.max(current, Number(op.offset ?? 0) + Number(op.dataLength ?? 0));
-      } else if (kind === Kind.KIND_TRUNCATE) {
-        const to = Number(op.offset ?? 0);
-        if (to < current) window.fill(0, Math.max(0, to - windowStart));
-        current = to;
+    let all: Buffer[];
+    let oldShards: Buffer[] | undefined;
+    const single = dataOps.length === 1 ? dataOps[0] : undefined;
+    if (reset && single?.kind === Kind.KIND_WRITE_FULL) {
+      // The whole object replaced by one write (the common case): its bytes are coded straight from the payload.
+      const from = Number(single.dataOffset ?? 0);
+      all = this.codec.encodeStripes(payload.subarray(from, from + size), su, count);
+    } else {
+      const windowStart = first * width;
+      const window = Buffer.alloc(count * width);
+      if (!reset) {
+        // Read-modify-write: the old bytes of the window's stripes that the old object has.
+        const oldCount = Math.min(count, stripeCount(this.layout, before.size) - first);
+        if (oldCount > 0) (await this.readStripes(oid.name, before.version, first, oldCount)).copy(window, 0);
       }
+      // The window's old stripes, encoded, are each member's undo bytes (clipped to its old shard size).
+      if (undoBase?.prevExists) oldShards = this.codec.encodeStripes(window, su, count);
+      let current = reset ? 0 : before.size;
+      for (const op of dataOps) {
+        const kind = op.kind ?? 0;
+        if (kind === Kind.KIND_WRITE_FULL) {
+          window.fill(0);
+          payload.copy(window, 0, Number(op.dataOffset ?? 0), Number(op.dataOffset ?? 0) + Number(op.dataLength ?? 0));
+          current = Number(op.dataLength ?? 0);
+        } else if (kind === Kind.KIND_WRITE) {
+          const at = Number(op.offset ?? 0) - windowStart;
+          const from = Number(op.dataOffset ?? 0);
+          payload.copy(window, at, from, from + Number(op.dataLength ?? 0));
+          current = Math.max(current, Number(op.offset ?? 0) + Number(op.dataLength ?? 0));
+        } else if (kind === Kind.KIND_TRUNCATE) {
+          const to = Number(op.offset ?? 0);
+          if (to < current) window.fill(0, Math.max(0, to - windowStart));
+          current = to;
+        }
+      }
+      window.fill(0, Math.max(0, Math.min(window.length, size - windowStart)));
+      all = this.codec.encodeStripes(window, su, count);
     }
-    window.fill(0, Math.max(0, Math.min(window.length, size - windowStart)));
-    const data = splitStripes(this.layout, window, count);
-    const all = [...data, ...this.codec.encode(data)];
     return {
       existsAfter: true,
       sizeAfter: size,
       shard: (position) => {
-        const chunk = all[position] as Uint8Array;
-        const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        const bytes = all[position] as Buffer;
         const write: wire.ObjectOp.$Properties = reset
           ? { kind: Kind.KIND_WRITE_FULL, dataOffset: 0, dataLength: bytes.length }
           : { kind: Kind.KIND_WRITE, offset: first * su, dataOffset: 0, dataLength: bytes.length };

@@ -14,7 +14,7 @@ import { StorageError } from '../common/errors.js';
 export const ecShardsMax = 256;
 
 let wasmBytes: Uint8Array | undefined;
-let encoder: ReedSolomonErasure | undefined;
+let coder: CoderExports | undefined;
 
 /** The WASM binary, read once per process (about 30 KiB). */
 function wasmModule(): Uint8Array {
@@ -26,18 +26,35 @@ function wasmModule(): Uint8Array {
   return wasmBytes;
 }
 
+/** The WASM module's own exports, as the package's wrapper calls them (wasm-bindgen's ABI). */
+interface CoderExports {
+  memory: { buffer: ArrayBuffer };
+  /** Codes in place: `length` bytes at `shards` hold k data shards then room for m parity shards. */
+  encode(shards: number, length: number, dataShards: number, parityShards: number): number;
+  __wbindgen_malloc(length: number): number;
+  __wbindgen_free(pointer: number, length: number): void;
+}
+
+/**
+ * Encoding calls the module's exports on one instance directly, so data is cut into shards straight in the coder's
+ * memory and copied out once: the package's `encode` wants the shards already contiguous in a buffer of ours, which
+ * it copies in and back (under 4 MiB EC writes those copies and zero-filled temporaries cost more than the coding).
+ * Encode alone was checked on one instance against fresh ones over 5,000 random profiles and sizes.
+ */
+function sharedCoder(): CoderExports {
+  coder ??= new wasm.Instance(new wasm.Module(wasmModule())).exports as unknown as CoderExports;
+  return coder;
+}
+
+/** The global WebAssembly namespace (this project's TypeScript libs do not declare it). */
+const wasm = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: object } } }).WebAssembly;
+
 /**
  * The package's allocator (wee_alloc) corrupts its heap after some sequences of reconstruct calls (seen here: a
  * 1-byte-shard reconstruct followed by a larger one traps with "memory access out of bounds", and every later call
- * on that instance fails). Encode alone was checked on one instance against fresh ones over 5,000 random profiles
- * and sizes, so encoding shares one instance; each reconstruct gets a fresh instance (about 0.3 ms), which is rare
- * work (degraded reads, recovery).
+ * on that instance fails). So each reconstruct gets a fresh instance (about 0.3 ms), through the package's wrapper:
+ * rare work (degraded reads, recovery).
  */
-function sharedEncoder(): ReedSolomonErasure {
-  encoder ??= ReedSolomonErasure.fromBytes(wasmModule());
-  return encoder;
-}
-
 function freshInstance(): ReedSolomonErasure {
   return ReedSolomonErasure.fromBytes(wasmModule());
 }
@@ -63,10 +80,53 @@ export class Codec {
   encode(data: readonly Uint8Array[]): Uint8Array[] {
     const size = this.#shardSize(data, this.k, 'data');
     if (size === 0) return Array.from({ length: this.m }, () => new Uint8Array(0));
-    const all = new Uint8Array(size * (this.k + this.m));
-    data.forEach((shard, i) => all.set(shard, i * size));
-    this.#check(sharedEncoder().encode(all, this.k, this.m), 'encode');
-    return Array.from({ length: this.m }, (_, j) => all.subarray((this.k + j) * size, (this.k + j + 1) * size));
+    const parity = this.#code(size, this.k, (memory, at) => data.forEach((shard, i) => memory.set(shard, at + i * size)));
+    return Array.from({ length: this.m }, (_, j) => parity.subarray(j * size, (j + 1) * size));
+  }
+
+  /**
+   * All k+m shards (each `count × stripeUnit` bytes, views of one buffer) of `count` whole stripes of object bytes
+   * `source`, padded with zeros when shorter: the same as `splitStripes` then `encode`, with the data cut into shards
+   * straight in the coder's memory.
+   */
+  encodeStripes(source: Uint8Array, stripeUnit: number, count: number): Buffer[] {
+    const { k } = this;
+    const width = k * stripeUnit;
+    if (source.length > count * width) throw new TypeError(`${source.length} bytes do not fit in ${count} stripes of ${width}`);
+    const size = count * stripeUnit;
+    if (size === 0) return Array.from({ length: k + this.m }, () => Buffer.alloc(0));
+    const all = this.#code(size, 0, (memory, at) => {
+      for (let s = 0; s < count; s++) {
+        for (let i = 0; i < k; i++) {
+          const from = s * width + i * stripeUnit;
+          const to = at + i * size + s * stripeUnit;
+          const n = Math.max(0, Math.min(stripeUnit, source.length - from));
+          if (n > 0) memory.set(source.subarray(from, from + n), to);
+          if (n < stripeUnit) memory.fill(0, to + n, to + stripeUnit);
+        }
+      }
+    });
+    return Array.from({ length: k + this.m }, (_, i) => all.subarray(i * size, (i + 1) * size));
+  }
+
+  /**
+   * Runs the coder over k+m shards of `size` bytes laid out in its memory by `fill` (data shard i at `at + i × size`)
+   * and returns a copy of the shards from index `from` on.
+   */
+  #code(size: number, from: number, fill: (memory: Uint8Array, at: number) => void): Buffer {
+    const coder = sharedCoder();
+    const length = size * (this.k + this.m);
+    const at = coder.__wbindgen_malloc(length);
+    try {
+      fill(new Uint8Array(coder.memory.buffer), at);
+      this.#check(coder.encode(at, length, this.k, this.m), 'encode');
+      // Views are taken after each call: the coder may grow its memory, which detaches older views.
+      const out = Buffer.allocUnsafe(length - from * size);
+      out.set(new Uint8Array(coder.memory.buffer, at + from * size, out.length));
+      return out;
+    } finally {
+      coder.__wbindgen_free(at, length);
+    }
   }
 
   /**
@@ -88,9 +148,11 @@ export class Codec {
     shards.forEach((shard, i) => shard !== undefined && all.set(shard, i * size));
     const dataMissing = present.slice(0, this.k).some((p) => !p);
     if (dataMissing) this.#check(freshInstance().reconstruct(all, this.k, this.m, present), 'reconstruct');
+    const data = shards.map((shard, i) => shard ?? all.subarray(i * size, (i + 1) * size));
     // The library restores data shards only; lost parity is re-encoded from the (now complete) data.
-    if (present.slice(this.k).some((p) => !p)) this.#check(sharedEncoder().encode(all, this.k, this.m), 'encode');
-    return shards.map((shard, i) => shard ?? all.subarray(i * size, (i + 1) * size));
+    if (!present.slice(this.k).some((p) => !p)) return data;
+    const parity = this.encode(data.slice(0, this.k));
+    return data.map((shard, i) => (i < this.k || present[i] ? shard : (parity[i - this.k] as Uint8Array)));
   }
 
   #shardSize(shards: readonly Uint8Array[], expected: number, what: string): number {
