@@ -315,6 +315,7 @@ async function putObject(ctx: RequestContext): Promise<void> {
     checksums,
     ...(written.inline ? { inlineData: written.inline } : {}),
   });
+  await ctx.store.forgetWritten(written);
   send(ctx, 200, { etag: xml.quoteEtag(etag), ...checksumHeaders(checksums) });
 }
 

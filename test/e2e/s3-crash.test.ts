@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManualClock, ObjectClient, createLogger, parseClusterConfig } from '../../src/index.js';
 import { unsignedPayload } from '../../gateway/s3/sigv4.js';
-import { S3Store } from '../../gateway/s3/store.js';
+import { S3Store, garbageShards } from '../../gateway/s3/store.js';
 import { waitFor } from '../helpers/processes.js';
 import { openSigned, signedRequest, startS3Cluster, type S3Cluster } from '../helpers/s3-cluster.js';
 
@@ -114,4 +114,35 @@ test('kill -9 of the gateway mid-upload: completed objects intact, the partial o
   assert.deepEqual(left.filter((n) => before.has(n)).sort(), [...before].sort(), 'the completed objects keep all their data');
   assert.equal(await store.collectGarbage(), 0, 'a second pass finds nothing');
   await checkComplete('after garbage collection');
+});
+
+test('replaced and deleted objects: the collector deletes exactly their stripes, found by their recorded size', async () => {
+  const objects = client as ObjectClient;
+  const put = async (key: string, data: Buffer) => {
+    const before = new Set(await dataObjects(objects));
+    const r = await signedRequest(cluster, { method: 'PUT', path: `/${bucket}/${key}`, body: data });
+    assert.equal(r.status, 200, r.body.toString());
+    return (await dataObjects(objects)).filter((n) => !before.has(n));
+  };
+  const first = await put('replaced', randomBytes(9 * 1024 * 1024 + 17));
+  assert.equal(first.length, 3, `a 9 MiB object has 3 stripes: ${first.join(', ')}`);
+  const second = randomBytes(5 * 1024 * 1024);
+  const kept = await put('replaced', second);
+  // A committed PUT leaves no garbage record for its own data (the one written before the data is dropped).
+  const keptInstance = (kept[0] ?? '').split('.')[1] ?? '';
+  const records: string[] = [];
+  for (let shard = 0; shard < garbageShards; shard++) records.push(...(await objects.omapList('s3.meta', `gc.${shard}`, { limit: 10_000 }).catch(() => ({ entries: [] }))).entries.map(([k]) => k));
+  assert.ok(keptInstance.length > 0);
+  assert.deepEqual(records.filter((k) => k.endsWith(`.${keptInstance}`)), [], 'no garbage record for the current data');
+  assert.ok(records.some((k) => k.endsWith(`.${(first[0] ?? '').split('.')[1]}`)), 'the replaced data has its record');
+  const removed = await put('removed', randomBytes(4 * 1024 * 1024 + 1));
+  assert.equal((await signedRequest(cluster, { method: 'DELETE', path: `/${bucket}/removed` })).status, 204);
+
+  const store = new S3Store(objects, { clock: new ManualClock(Date.now() + 24 * 3600_000), logger: createLogger({ name: 's3.store.test', level: 'error' }) });
+  assert.ok((await store.collectGarbage()) >= 2);
+  const left = new Set(await dataObjects(objects));
+  assert.deepEqual([...first, ...removed].filter((n) => left.has(n)), [], 'the replaced and the deleted stripes are gone');
+  assert.deepEqual(kept.filter((n) => !left.has(n)), [], 'the current stripes stay');
+  const r = await signedRequest(cluster, { method: 'GET', path: `/${bucket}/replaced` });
+  assert.equal(sha256(r.body), sha256(second));
 });
