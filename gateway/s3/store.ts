@@ -383,19 +383,27 @@ export class S3Store {
         pending.push(chunk);
         pendingBytes += chunk.length;
         while (pendingBytes >= stripeBytes) {
-          const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
-          // Copy the stripe out of whatever socket buffer it came in, so the write owns its bytes.
-          await flush(Buffer.from(all.subarray(0, stripeBytes)));
-          const rest = all.subarray(stripeBytes);
-          pending = rest.length > 0 ? [rest] : [];
-          pendingBytes = rest.length;
+          // One copy, out of the socket's buffers the chunks are views of, into a stripe the write owns.
+          const stripe = Buffer.concat(pending, stripeBytes);
+          let used = stripeBytes;
+          const rest: Buffer[] = [];
+          for (const c of pending) {
+            if (used >= c.length) used -= c.length;
+            else {
+              rest.push(c.subarray(used));
+              used = 0;
+            }
+          }
+          pending = rest;
+          pendingBytes -= stripeBytes;
+          await flush(stripe);
         }
       }
-      const tail = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+      const tail = Buffer.concat(pending); // a copy of its own, as above
       if (stripes === 0 && options.allowInline && tail.length <= this.options.inlineBytesMax) {
-        return { size, md5: md5.digest(), inline: Buffer.from(tail) };
+        return { size, md5: md5.digest(), inline: tail };
       }
-      if (tail.length > 0 || stripes === 0) await flush(Buffer.from(tail));
+      if (tail.length > 0 || stripes === 0) await flush(tail);
       await Promise.all(inFlight);
     } catch (error) {
       await Promise.allSettled(inFlight);
