@@ -92,12 +92,7 @@ export class FrameParser {
       if (skip === chunk.length) return;
       chunk = chunk.subarray(skip);
     }
-    const direct = this.#direct;
-    if (direct !== undefined && direct.filled < direct.buffer.length) {
-      const n = chunk.copy(direct.buffer, direct.filled);
-      direct.filled += n;
-      chunk = chunk.subarray(n);
-    }
+    chunk = chunk.subarray(this.#fillDirect(chunk));
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
@@ -125,13 +120,18 @@ export class FrameParser {
       return;
     }
     // Scratch bytes: what belongs to the payload in progress is copied there; the rest gets a buffer of its own.
+    const read = target.subarray(0, bytes);
+    const used = this.#discard > 0 ? 0 : this.#fillDirect(read);
+    if (used < bytes) this.push(Buffer.from(read.subarray(used)));
+  }
+
+  /** Copies the start of `bytes` into the rest of the large payload being received; returns how many it took. */
+  #fillDirect(bytes: Buffer): number {
     const direct = this.#direct;
-    let at = 0;
-    if (direct !== undefined && this.#discard === 0 && direct.filled < direct.buffer.length) {
-      at = target.copy(direct.buffer, direct.filled, 0, bytes);
-      direct.filled += at;
-    }
-    if (at < bytes) this.push(Buffer.from(target.subarray(at, bytes)));
+    if (direct === undefined) return 0;
+    const n = bytes.copy(direct.buffer, direct.filled);
+    direct.filled += n;
+    return n;
   }
 
   /**
