@@ -11,3 +11,4 @@ export * from './lifecycle.js';
 export * from './config.js';
 export * from './crc.js';
 export * from './gc.js';
+export * from './wasm.js';

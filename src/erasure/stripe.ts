@@ -69,22 +69,37 @@ export function shardBytes(layout: StripeLayout, range: StripeRange): { offset: 
   return { offset: range.first * layout.stripeUnit, length: range.count * layout.stripeUnit };
 }
 
+/** Throws TypeError unless `length` object bytes fit in `count` stripes. */
+export function checkFits(layout: StripeLayout, length: number, count: number): void {
+  const width = stripeWidth(layout);
+  if (length > count * width) throw new TypeError(`${length} bytes do not fit in ${count} stripes of ${width}`);
+}
+
+/**
+ * Visits the chunks of `count` whole stripes over an object of `length` bytes, stripe by stripe: object bytes
+ * [from, from + bytes) go to data shard `shard` at shard offset `at`. `bytes` is short where the object ends (0 past
+ * it); the rest of that chunk is zero padding. `splitStripes` and `Codec.encodeStripes` both cut objects this way.
+ */
+export function forEachChunk(layout: StripeLayout, length: number, count: number, visit: (shard: number, at: number, from: number, bytes: number) => void): void {
+  checkFits(layout, length, count);
+  const { k, stripeUnit: su } = layout;
+  for (let s = 0; s < count; s++) {
+    for (let i = 0; i < k; i++) {
+      const from = (s * k + i) * su;
+      visit(i, s * su, from, Math.max(0, Math.min(su, length - from)));
+    }
+  }
+}
+
 /**
  * Cuts `data` (the object bytes of whole stripes; a short tail is padded with zeros) into k data shards of
  * `count × stripeUnit` bytes each.
  */
 export function splitStripes(layout: StripeLayout, data: Uint8Array, count: number): Uint8Array[] {
-  const { k, stripeUnit: su } = layout;
-  const width = k * su;
-  if (data.length > count * width) throw new TypeError(`${data.length} bytes do not fit in ${count} stripes of ${width}`);
-  const shards = Array.from({ length: k }, () => new Uint8Array(count * su));
-  for (let s = 0; s < count; s++) {
-    for (let i = 0; i < k; i++) {
-      const from = s * width + i * su;
-      if (from >= data.length) return shards;
-      shards[i]!.set(data.subarray(from, Math.min(from + su, data.length)), s * su);
-    }
-  }
+  const shards = Array.from({ length: layout.k }, () => new Uint8Array(count * layout.stripeUnit));
+  forEachChunk(layout, data.length, count, (shard, at, from, bytes) => {
+    if (bytes > 0) shards[shard]!.set(data.subarray(from, from + bytes), at);
+  });
   return shards;
 }
 

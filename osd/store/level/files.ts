@@ -6,6 +6,7 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { webAssembly } from '../../../src/common/index.js';
 
 const fanout = 256;
 /** Data files kept open between uses. */
@@ -36,8 +37,6 @@ const directPieceBytes = 1024 * 1024;
 /** Staging buffers per store: new files written at once beyond this wait for one. */
 const stagingBuffersMax = 4;
 
-/** The global WebAssembly.Memory constructor (this project's TypeScript libs do not declare WebAssembly). */
-const wasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
 
 /** A data file being written by a commit. */
 export interface NewFile {
@@ -66,7 +65,7 @@ class StagingBuffers {
   take(): Promise<Buffer> {
     if (!this.#made) {
       // Made on first use, so a store that never writes a data file holds none of it.
-      const memory = new wasmMemory({ initial: Math.ceil((this.#count * this.#bytes) / 65536) });
+      const memory = new webAssembly.Memory({ initial: Math.ceil((this.#count * this.#bytes) / 65536) });
       for (let i = 0; i < this.#count; i++) this.#free.push(Buffer.from(memory.buffer, i * this.#bytes, this.#bytes));
       this.#made = true;
     }
