@@ -12,3 +12,4 @@ export * from './config.js';
 export * from './crc.js';
 export * from './gc.js';
 export * from './wasm.js';
+export * from './buffer-pool.js';

@@ -10,7 +10,7 @@
  * straight into that payload's own buffer, so its bytes are copied once (by the kernel) and no chunk is allocated.
  */
 import type { Socket } from 'node:net';
-import { StorageError } from '../common/index.js';
+import { StorageError, bufferPool } from '../common/index.js';
 import {
   decodeFrameHeader,
   decodeFramePrefix,
@@ -47,10 +47,13 @@ export const directPayloadBytesMin = 64 * 1024;
 /** The scratch buffer socket reads go to between large payloads (Node's own read size). */
 const scratchBytes = 64 * 1024;
 
-/** An allocation failure (address space exhausted) fails the connection that asked, not the process. */
-function allocate(bytes: number): Buffer {
+/**
+ * An allocation failure (address space exhausted) fails the connection that asked, not the process. A large payload's
+ * buffer comes from the process's payload pool (see payload-pool.ts for who gives it back).
+ */
+function allocate(bytes: number, pooled = false): Buffer {
   try {
-    return Buffer.allocUnsafe(bytes);
+    return pooled ? bufferPool.acquire(bytes) : Buffer.allocUnsafe(bytes);
   } catch (error) {
     throw new StorageError('NO_SPACE', `cannot allocate ${bytes} bytes for a messenger payload`, { cause: error });
   }
@@ -178,7 +181,7 @@ export class FrameParser {
       // under the payload limit: what a peer only declares costs it no more than that.) A small one is copied once,
       // when complete.
       if (prefix.payloadBytes >= directPayloadBytesMin) {
-        const buffer = allocate(prefix.payloadBytes);
+        const buffer = allocate(prefix.payloadBytes, true);
         const filled = this.#buffered;
         this.#copyOut(buffer, filled);
         this.#direct = { buffer, filled };
@@ -267,6 +270,9 @@ export class FrameWriter {
     const head = encodeFrameHead(header, payloadBytes);
     if (payload === undefined || payloadBytes === 0) return socket.write(head);
     socket.write(head);
+    // Pooled bytes stay held until the socket has written them (or dropped them with itself): the sender's caller may
+    // give its own hold back as soon as its request settles, which can be before a slow peer has read them.
+    if (bufferPool.retain(payload)) return socket.write(payload, () => bufferPool.release(payload));
     return socket.write(payload);
   }
 }

@@ -14,6 +14,7 @@
 import * as net from 'node:net';
 import {
   StorageError,
+  bufferPool,
   silentLogger,
   systemClock,
   type Clock,
@@ -402,19 +403,21 @@ class ServerConnection {
     } catch (error) {
       result = Promise.reject(error);
     }
+    const payload = frame.payload;
     result.then(
-      (response) => this.#finish(header, payloadBytes, oneWay, response ?? undefined, undefined),
-      (error: unknown) => this.#finish(header, payloadBytes, oneWay, undefined, error),
+      (response) => this.#finish(header, payload, oneWay, response ?? undefined, undefined),
+      (error: unknown) => this.#finish(header, payload, oneWay, undefined, error),
     );
   }
 
   #finish(
     request: FrameHeader,
-    payloadBytes: number,
+    payload: Buffer,
     oneWay: boolean,
     response: MessengerResponse | undefined,
     error: unknown,
   ): void {
+    const payloadBytes = payload.length;
     this.#inflightRequests--;
     this.#inflightPayloadBytes -= payloadBytes;
     this.#hooks.handled();
@@ -423,6 +426,11 @@ class ServerConnection {
       if (error !== undefined) this.#respondError(request, error);
       else this.#respond(request, response);
     }
+    // The handler is done with the request's payload (it may not keep it: see MessengerRequest) and hands over its
+    // hold on a pooled response payload of its own; frames still being written keep their own holds.
+    const responsePayload = response?.payload;
+    if (responsePayload !== undefined && responsePayload.buffer !== payload.buffer) bufferPool.release(responsePayload);
+    bufferPool.release(payload);
     // Released after the response is queued, so a waiting connection sees our write backpressure when it decides.
     this.#hooks.release(payloadBytes);
     if (this.#closed) return;

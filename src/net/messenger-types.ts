@@ -9,7 +9,11 @@ export interface MessengerRequest {
   op: string;
   /** The op's typed header, encoded by its owner (e.g. an OsdOpRequest); empty when none was sent. */
   header: Uint8Array;
-  /** The raw payload: a view of the received bytes, not a copy (copy it to keep it beyond the handler). */
+  /**
+   * The raw payload: a view of the received bytes, valid until the handler's promise settles. A large payload's
+   * buffer is then reused for another request (src/common/buffer-pool.ts), so copy what you keep beyond that;
+   * passing it to `MessengerClient.request` is safe (the frame writer holds it until written).
+   */
   payload: Buffer;
   /** host:port of the remote end, for logs. */
   peer: string;
@@ -20,6 +24,11 @@ export interface MessengerRequest {
 /** What a handler returns: both parts optional (an empty reply is a plain acknowledgement). */
 export interface MessengerResponse {
   header?: Uint8Array;
+  /**
+   * A pooled buffer (`bufferPool.acquire`, e.g. a store read) is handed over with the response: the server releases
+   * the handler's hold once the frame is queued, so the handler must not keep it. The request's own payload may be
+   * returned as is.
+   */
   payload?: Uint8Array;
 }
 

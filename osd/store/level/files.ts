@@ -6,7 +6,7 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { webAssembly } from '../../../src/common/index.js';
+import { bufferPool, webAssembly } from '../../../src/common/index.js';
 
 const fanout = 256;
 /** Data files kept open between uses. */
@@ -363,14 +363,18 @@ export async function writeZeros(handle: FileHandle, position: number, length: n
   }
 }
 
-/** Reads `length` bytes at `position`; bytes past the end of the file read as zeros. */
+/**
+ * Reads `length` bytes at `position`; bytes past the end of the file read as zeros. The buffer comes from the
+ * process's pool: an OSD hands it to the messenger as a reply payload, which gives it back once sent.
+ */
 export async function readFully(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const out = Buffer.alloc(length);
+  const out = bufferPool.acquire(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(out, done, length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
+  out.fill(0, done);
   return out;
 }

@@ -473,6 +473,46 @@ test('messenger: a peer that does not read its replies makes the server stop rea
   peer.socket.destroy();
 });
 
+test('messenger: a payload forwarded to a slow peer stays intact after its handler gave up on it (pooled buffers are held until written)', async (t) => {
+  // More than loopback's socket buffers hold, so most of the forwarded frame is still queued when the handler returns.
+  const bytes = 32 * 1024 * 1024;
+  const accepted: net.Socket[] = [];
+  const slow = net.createServer({ pauseOnConnect: true }, (socket) => accepted.push(socket));
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const socket of accepted) socket.destroy();
+    slow.close();
+  });
+  const forwarder = new MessengerClient({ address: `127.0.0.1:${(slow.address() as net.AddressInfo).port}` });
+  t.after(() => forwarder.close());
+  let forwardFailed = false;
+  const server = await startServer(t, async (request) => {
+    if (request.op === 'forward') {
+      await forwarder.request('copy', noBytes, request.payload, { timeoutMs: 300 }).catch(() => (forwardFailed = true));
+    }
+    return {};
+  });
+  const client = clientFor(t, server);
+  await client.request('forward', noBytes, Buffer.alloc(bytes, 0xaa), { timeoutMs });
+  assert.ok(forwardFailed, 'the forward should have timed out with its bytes still queued');
+  // Received while the forward is still being written: had the first handler's buffer gone back to the pool when
+  // the handler returned, this payload would be read into it.
+  await client.request('keep', noBytes, Buffer.alloc(bytes, 0xbb), { timeoutMs });
+  const peer = accepted[0];
+  assert.ok(peer, 'the forwarder connected');
+  const parser = new FrameParser({ headerBytesMax: 64 * 1024, payloadBytesMax: 2 * bytes });
+  let forwarded: Buffer | undefined;
+  peer.on('data', (chunk: Buffer) => {
+    parser.push(chunk);
+    for (let f = parser.next(); f !== undefined; f = parser.next()) if (f.header.op === 'copy') forwarded = f.payload;
+  });
+  peer.resume();
+  await until('the forwarded frame arrives whole', () => forwarded !== undefined);
+  assert.equal(forwarded?.length, bytes);
+  assert.equal(forwarded?.indexOf(0xbb), -1, 'the forwarded payload was overwritten by a later request');
+  assert.ok(forwarded?.every((b) => b === 0xaa));
+});
+
 test('messenger: one-way messages reach the handler and get no reply', async (t) => {
   const seen: string[] = [];
   const server = await startServer(t, async (request) => {
