@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { s3Codecs, wire, type Clock } from '../../src/index.js';
+import { bufferPool, s3Codecs, wire, type Clock } from '../../src/index.js';
 import { S3Error } from './s3-error.js';
 import type { SignedAuth } from './sigv4.js';
 import { decodeAwsChunked } from './aws-chunked.js';
@@ -414,7 +414,9 @@ async function getObject(ctx: RequestContext, head: boolean): Promise<void> {
     return;
   }
   for await (const chunk of ctx.store.readData(bucket, entry, offset, length)) {
-    if (!ctx.res.write(chunk)) await new Promise<void>((resolve) => ctx.res.once('drain', resolve).once('close', resolve));
+    // The stripe's buffer goes back to the pool once the socket has taken it (never, if the client went away first).
+    const sent = ctx.res.write(chunk, (error) => error || bufferPool.release(chunk));
+    if (!sent) await new Promise<void>((resolve) => ctx.res.once('drain', resolve).once('close', resolve));
     if (ctx.res.destroyed) return;
   }
   ctx.res.end();

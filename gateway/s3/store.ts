@@ -17,6 +17,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   StorageError,
+  bufferPool,
   hashName,
   s3Codecs,
   wire,
@@ -367,7 +368,11 @@ export class S3Store {
       record ??= await this.#recordGarbage(bucket, { instance, size: 0, stripeBytes }, key, options.uploadId ?? '', this.options.garbageGraceMs);
       const n = stripes++;
       const write = this.#client.put(bucket.dataPool, stripeName(bucket.id, instance, n), data).then(() => undefined);
-      const tracked = write.finally(() => inFlight.delete(tracked));
+      const tracked = write.finally(() => {
+        inFlight.delete(tracked);
+        // Once the put has settled only the messenger may still be sending it, and it holds the buffer itself.
+        bufferPool.release(data);
+      });
       // Observed later (race/all below); until then a failure must not count as unhandled, which would end the process.
       tracked.catch(() => {});
       inFlight.add(tracked);
@@ -383,16 +388,15 @@ export class S3Store {
         pending.push(chunk);
         pendingBytes += chunk.length;
         while (pendingBytes >= stripeBytes) {
-          // One copy, out of the socket's buffers the chunks are views of, into a stripe the write owns.
-          const stripe = Buffer.concat(pending, stripeBytes);
-          let used = stripeBytes;
+          // One copy, out of the socket's buffers the chunks are views of, into a pooled stripe the write owns.
+          const stripe = bufferPool.acquire(stripeBytes);
+          let used = 0;
           const rest: Buffer[] = [];
           for (const c of pending) {
-            if (used >= c.length) used -= c.length;
-            else {
-              rest.push(c.subarray(used));
-              used = 0;
-            }
+            const take = Math.min(c.length, stripeBytes - used);
+            if (take > 0) c.copy(stripe, used, 0, take);
+            used += take;
+            if (take < c.length) rest.push(c.subarray(take));
           }
           pending = rest;
           pendingBytes -= stripeBytes;
@@ -450,6 +454,7 @@ export class S3Store {
         };
         for (let i = 0; i < 2; i++) issue();
         for (let i = 0; i < queue.length; i++) {
+          // Each stripe read is its own buffer, yielded whole: a consumer may give it back to `bufferPool` once done.
           const data = await (reads[i] as Promise<Buffer>);
           issue();
           const want = (queue[i] as { count: number }).count;
