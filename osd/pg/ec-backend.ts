@@ -16,6 +16,7 @@
  */
 import {
   StorageError,
+  bufferPool,
   compareVersions,
   decodeEcRollback,
   decodeVersionBytes,
@@ -106,6 +107,11 @@ export interface EcWritePlan {
   existsAfter: boolean;
   /** Logical size afterwards. */
   sizeAfter: number;
+  /**
+   * Gives the coded shards' buffers back to `bufferPool`; call it once, when the write has settled everywhere (the
+   * messenger holds what it is still sending).
+   */
+  release(): void;
 }
 
 /** A member's shard header (and optionally bytes) as read for decoding or scrubbing. */
@@ -359,7 +365,7 @@ export class EcBackend {
     }
     const passThrough = ops.filter((op) => !dataKinds.has(op.kind ?? 0));
     const empty = Buffer.alloc(0);
-    if (!exists) return { existsAfter: false, sizeAfter: 0, shard: () => ({ ops: passThrough, payload: empty }) };
+    if (!exists) return { existsAfter: false, sizeAfter: 0, shard: () => ({ ops: passThrough, payload: empty }), release: () => {} };
     // Undo information: a new object is undone by removing it; an in-place change by its old bytes (below); a
     // whole existing object replaced cannot be undone (it would need the old object read in full).
     const prevShardSize = shardSize(this.layout, before.size);
@@ -384,6 +390,7 @@ export class EcBackend {
           payload: empty,
           ...(undoBase ? { rollback: undoBase } : {}),
         }),
+        release: () => {},
       };
     }
     if (count * width > ecWriteWindowBytesMax) {
@@ -444,6 +451,9 @@ export class EcBackend {
           payload: Buffer.concat([bytes, old]),
           rollback: { ...undoBase, offset: first * su, dataOffset: bytes.length, dataLength: old.length },
         };
+      },
+      release: () => {
+        for (const shards of [all, oldShards]) if (shards?.[0]) bufferPool.release(shards[0]);
       },
     };
   }

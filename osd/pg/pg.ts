@@ -558,7 +558,13 @@ export class PlacementGroup {
       const generation = this.#peeringGeneration;
       // EC hook: the primary encodes and each member gets its own shard of the change.
       const ecPlan = ec ? await ec.planWrite(oid, ops, payload, outcome) : undefined;
-      const after = await this.#replicate(oid, ops, payload, outcome.exists, outcome.size, outcome.version, reqid, ecPlan);
+      let after: WritePlan;
+      try {
+        after = await this.#replicate(oid, ops, payload, outcome.exists, outcome.size, outcome.version, reqid, ecPlan);
+      } finally {
+        // Every member's write has settled (#replicate waits for all of them): the shards' buffers can be reused.
+        ecPlan?.release();
+      }
       if (this.#usage && this.#current(generation)) {
         this.#usage.objects += Number(after.existsAfter) - Number(outcome.exists);
         this.#usage.bytes += after.sizeAfter - outcome.size;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
+import { bufferPool } from '../common/buffer-pool.js';
 import { StorageError } from '../common/errors.js';
 import { webAssembly } from '../common/wasm.js';
 import { checkFits, forEachChunk } from './stripe.js';
@@ -86,7 +87,8 @@ export class Codec {
   /**
    * All k+m shards (each `count × stripeUnit` bytes, views of one buffer) of `count` whole stripes of object bytes
    * `source`, padded with zeros when shorter: the same as `splitStripes` then `encode`, with the data cut into shards
-   * straight in the coder's memory.
+   * straight in the coder's memory. The buffer comes from `bufferPool`: a caller done with every shard may give it
+   * back (`bufferPool.release(shards[0])`), or just drop it.
    */
   encodeStripes(source: Uint8Array, stripeUnit: number, count: number): Buffer[] {
     const layout = { k: this.k, stripeUnit };
@@ -116,7 +118,7 @@ export class Codec {
       fill(new Uint8Array(coder.memory.buffer), at);
       this.#check(coder.encode(at, length, this.k, this.m), 'encode');
       // Views are taken after each call: the coder may grow its memory, which detaches older views.
-      const out = Buffer.allocUnsafe(length - from * size);
+      const out = bufferPool.acquire(length - from * size);
       out.set(new Uint8Array(coder.memory.buffer, at + from * size, out.length));
       return out;
     } finally {

@@ -16,6 +16,7 @@
 import * as net from 'node:net';
 import {
   StorageError,
+  bufferPool,
   silentLogger,
   systemClock,
   type Clock,
@@ -128,7 +129,8 @@ export class MessengerClient {
   /**
    * Sends `op` with its typed header and raw payload; resolves with the reply's header and payload, or rejects with
    * a StorageError (see the file comment for which code means what). The payload is written as it is, not copied,
-   * so it must not change until the promise settles.
+   * so it must not change until the promise settles; a pooled one (src/common/buffer-pool.ts) is held by the client
+   * until then and by the socket until written.
    */
   request(op: string, header: Uint8Array, payload: Uint8Array | undefined, options: RequestOptions): Promise<MessengerReply> {
     return new Promise<MessengerReply>((resolve, reject) => this.#submit('request', op, header, payload, options, resolve, reject));
@@ -191,6 +193,19 @@ export class MessengerClient {
     if (this.#queue.length >= this.#settings.queuedRequestsMax) {
       reject(new StorageError('BUSY', `${op}: ${this.#queue.length} requests already queued for ${this.address}`));
       return;
+    }
+    // A pooled payload stays held until the call settles (a queued call is written later) and the frame writer holds
+    // it until written, so a caller may give back its own hold whenever it likes.
+    if (payload !== undefined && bufferPool.retain(payload)) {
+      const [settleResolve, settleReject] = [resolve, reject];
+      resolve = (reply) => {
+        bufferPool.release(payload);
+        settleResolve(reply);
+      };
+      reject = (error) => {
+        bufferPool.release(payload);
+        settleReject(error);
+      };
     }
     const call: Call = {
       kind,

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import {
   StorageError,
+  bufferPool,
   encodeFrameHead,
   errorCodes,
   type FrameHeader,
@@ -511,6 +512,31 @@ test('messenger: a payload forwarded to a slow peer stays intact after its handl
   assert.equal(forwarded?.length, bytes);
   assert.equal(forwarded?.indexOf(0xbb), -1, 'the forwarded payload was overwritten by a later request');
   assert.ok(forwarded?.every((b) => b === 0xaa));
+});
+
+test('messenger: a queued pooled payload stays intact after its caller gave its buffer back', async (t) => {
+  const bytes = 1024 * 1024;
+  const first = gate();
+  const received: Buffer[] = [];
+  const server = await startServer(t, async (request) => {
+    if (request.op === 'first') await first.promise;
+    else received.push(Buffer.from(request.payload));
+    return {};
+  });
+  const client = clientFor(t, server, { inflightRequestsMax: 1 });
+  const busy = client.request('first', noBytes, undefined, { timeoutMs });
+  await until('the first request occupies the only slot', () => client.stats().inflightRequests === 1);
+  const payload = bufferPool.acquire(bytes).fill(0xaa);
+  const queued = client.request('second', noBytes, payload, { timeoutMs });
+  assert.equal(client.stats().queuedRequests, 1);
+  // The caller is done with its buffer; had the client not held it, the next acquire of that size would get it.
+  bufferPool.release(payload);
+  const other = bufferPool.acquire(bytes).fill(0xbb);
+  first.open();
+  await Promise.all([busy, queued]);
+  assert.equal(received.length, 1);
+  assert.equal(received[0]?.indexOf(0xbb), -1, 'the queued payload was overwritten');
+  bufferPool.release(other);
 });
 
 test('messenger: one-way messages reach the handler and get no reply', async (t) => {
