@@ -49,7 +49,7 @@ const scratchBytes = 64 * 1024;
 
 /**
  * An allocation failure (address space exhausted) fails the connection that asked, not the process. A large payload's
- * buffer comes from the process's payload pool (see payload-pool.ts for who gives it back).
+ * buffer comes from the process's `bufferPool` (src/common/buffer-pool.ts says who gives it back).
  */
 function allocate(bytes: number, pooled = false): Buffer {
   try {
