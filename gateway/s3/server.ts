@@ -5,8 +5,8 @@
  * server. One access-log line per request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { type Clock, type Logger, type Startable } from '../../src/index.js';
+import { IdSource } from './ids.js';
 import { S3Error, toS3Error } from './s3-error.js';
 import type { S3Store } from './store.js';
 import { verifyRequest, type AuthResult, type SignedAuth } from './sigv4.js';
@@ -155,8 +155,10 @@ export function createS3Gateway(options: S3GatewayOptions, deps: { store: S3Stor
     req.resume();
   }
 
+  const requestIds = new IdSource();
+
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = requestIds.next().toUpperCase();
     const started = clock.monotonicMs();
     // Read now: once a failed request's connection is destroyed, req.socket is null, and reading it in the log line
     // below threw an unhandled rejection that killed the gateway (any client could do it with a bad chunk signature).

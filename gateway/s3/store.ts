@@ -25,6 +25,7 @@ import {
   type Logger,
   type ObjectClient,
 } from '../../src/index.js';
+import { IdSource } from './ids.js';
 import { S3Error } from './s3-error.js';
 
 const Kind = wire.ObjectOp.Kind;
@@ -95,6 +96,8 @@ export function stripeName(bucketId: string, instance: string, n: number): strin
 export class S3Store {
   readonly options: S3StoreOptions;
   readonly #client: ObjectClient;
+  /** Names of data instances (one per PUT). */
+  readonly #ids = new IdSource();
   readonly #keyCache = new Map<string, { key: wire.S3AccessKey; atMs: number }>();
   readonly #bucketCache = new Map<string, { bucket: Bucket; atMs: number }>();
 
@@ -356,7 +359,7 @@ export class S3Store {
   ): Promise<WrittenData> {
     const stripeBytes = this.options.stripeBytes;
     const md5 = createHash('md5');
-    const instance = newId(12);
+    const instance = this.#ids.next();
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let size = 0;
