@@ -492,10 +492,23 @@ export function formatAmzDate(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * Derived keys by date, region, service and secret: in practice one per access key and day, so the four HMACs of the
+ * chain run once a day instead of on every request (the AWS SDKs keep such a cache too). Bounded; the oldest goes.
+ */
+const signingKeys = new Map<string, Buffer>();
+const signingKeysMax = 1024;
+
 /** The SigV4 signing key: HMAC chain over `AWS4<secret>`, date (yyyymmdd), region, service, `aws4_request`. */
 export function deriveSigningKey(secret: string, date: string, region: string, service: string): Buffer {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  const known = signingKeys.get(id);
+  if (known !== undefined) return known;
   const kDate = hmac(Buffer.from(`AWS4${secret}`, 'utf8'), date);
-  return hmac(hmac(hmac(kDate, region), service), 'aws4_request');
+  const key = hmac(hmac(hmac(kDate, region), service), 'aws4_request');
+  if (signingKeys.size >= signingKeysMax) signingKeys.delete(signingKeys.keys().next().value as string);
+  signingKeys.set(id, key);
+  return key;
 }
 
 export function hmac(key: Buffer, data: string): Buffer {

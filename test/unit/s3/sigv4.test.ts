@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { S3Error, type S3ErrorCode } from '../../../gateway/s3/s3-error.js';
 import {
   canonicalUri,
@@ -298,4 +299,16 @@ test('sigv4: presigned URL tampers and malformed query parameters are refused', 
   const both = presignedRequest(presigned);
   both.headers.authorization = getObject().headers.authorization;
   refused(() => verify(both, at), 'InvalidArgument');
+});
+
+test('sigv4: the signing key matches AWS documentation example, from the cache too, and the cache stays bounded', () => {
+  // https://docs.aws.amazon.com/general/latest/gr/sigv4-calculate-signature.html (example key derivation).
+  const expected = 'f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d';
+  const secret = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+  assert.equal(deriveSigningKey(secret, '20120215', 'us-east-1', 'iam').toString('hex'), expected);
+  assert.equal(deriveSigningKey(secret, '20120215', 'us-east-1', 'iam').toString('hex'), expected);
+  const fresh = (s: string) => createHmac('sha256', createHmac('sha256', createHmac('sha256', createHmac('sha256', `AWS4${s}`).update('20120215').digest()).update('us-east-1').digest()).update('s3').digest()).update('aws4_request').digest();
+  for (let i = 0; i < 3000; i++) assert.deepEqual(deriveSigningKey(`secret-${i % 1500}`, '20120215', 'us-east-1', 's3'), fresh(`secret-${i % 1500}`));
+  assert.notDeepEqual(deriveSigningKey(secret, '20120216', 'us-east-1', 'iam'), deriveSigningKey(secret, '20120215', 'us-east-1', 'iam'));
+  assert.equal(deriveSigningKey(secret, '20120215', 'us-east-1', 'iam').toString('hex'), expected);
 });
