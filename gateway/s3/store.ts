@@ -18,6 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   StorageError,
   bufferPool,
+  eachLimited,
   hashName,
   s3Codecs,
   wire,
@@ -584,17 +585,11 @@ export class S3Store {
       // A completed write: its size says which stripes it has, and they go a few at a time. (Probing past the end
       // cost five removes of missing objects per replaced object, each a replicated op: a quarter of the OSDs' CPU
       // under 4 MiB overwrites.) A stripe already gone, from a pass that stopped half way, is fine.
-      const count = Math.ceil(size / stripeBytes);
-      for (let first = 0; first < count; first += stripesInFlight) {
-        const batch = Array.from({ length: Math.min(stripesInFlight, count - first) }, (_, i) => first + i);
-        await Promise.all(
-          batch.map((n) =>
-            this.#client.remove(this.options.dataPool, stripeName(bucketId, segment.instance ?? '', n)).catch((error: unknown) => {
-              if (!notFound(error)) throw error;
-            }),
-          ),
-        );
-      }
+      await eachLimited(Math.ceil(size / stripeBytes), stripesInFlight, (n) =>
+        this.#client.remove(this.options.dataPool, stripeName(bucketId, segment.instance ?? '', n)).catch((error: unknown) => {
+          if (!notFound(error)) throw error;
+        }),
+      );
       return;
     }
     // The size is unknown (an interrupted upload): delete stripes until a run of missing ones longer than the

@@ -5,7 +5,7 @@
  * flattened. Writers hold the image's exclusive lock; the holder also serves snapshot requests of other processes
  * (see BlockImages), so snapshots of an image in use are consistent.
  */
-import { StorageError, isStorageError, silentLogger, type Logger } from '../common/index.js';
+import { StorageError, eachLimited, isStorageError, silentLogger, type Logger } from '../common/index.js';
 import type { ObjectClient } from '../client/index.js';
 import { wire, type Eversion } from '../protocol/index.js';
 import {
@@ -650,15 +650,6 @@ function pad(data: Buffer, length: number): Buffer {
   const out = Buffer.alloc(length);
   data.copy(out);
   return out;
-}
-
-/** Runs `fn` over [0, count) with at most `limit` at once. */
-async function eachLimited(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
 }
 
 function ignoreNotFound(error: unknown): void {

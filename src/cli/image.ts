@@ -1,7 +1,7 @@
 /** `shoal image …` (block images: create, ls, info, resize, rm, snapshots, clones, export/import) and `shoal nbd`. */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { BlockImages, StorageError, describeLock, isLogLevel, parseImageSpec, parseSize, type ImageOpenOptions, type LogLevel } from '../index.js';
+import { BlockImages, StorageError, describeLock, eachLimited, isLogLevel, parseImageSpec, parseSize, type ImageOpenOptions, type LogLevel } from '../index.js';
 import { runNbdDaemon } from '../../gateway/nbd/main.js';
 import { configFor } from './config.js';
 import { formatBytes, table, withObjects } from './objects.js';
@@ -56,14 +56,6 @@ function progress(label: string, total: number): { add(n: number): void; end(): 
       process.stderr.write('\n');
     },
   };
-}
-
-/** Runs `fn` over [0, count) with `limit` at once. */
-async function eachLimited(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
 }
 
 export function registerImageCommands(program: Command): void {

@@ -13,3 +13,4 @@ export * from './crc.js';
 export * from './gc.js';
 export * from './wasm.js';
 export * from './buffer-pool.js';
+export * from './concurrency.js';
