@@ -415,7 +415,9 @@ async function getObject(ctx: RequestContext, head: boolean): Promise<void> {
   }
   for await (const chunk of ctx.store.readData(bucket, entry, offset, length)) {
     // The stripe's buffer goes back to the pool once the socket has taken it (never, if the client went away first).
-    const sent = ctx.res.write(chunk, (error) => error || bufferPool.release(chunk));
+    const sent = ctx.res.write(chunk, (error) => {
+      if (!error) bufferPool.release(chunk);
+    });
     if (!sent) await new Promise<void>((resolve) => ctx.res.once('drain', resolve).once('close', resolve));
     if (ctx.res.destroyed) return;
   }
