@@ -306,7 +306,7 @@ async function putObject(ctx: RequestContext): Promise<void> {
   const headers = headersToStore(ctx);
   const { written, checksums } = await storeBody(ctx, bucket, ctx.key, true);
   const etag = written.md5.toString('hex');
-  await ctx.store.commitObject(bucket, ctx.key, {
+  const replaced = await ctx.store.commitObject(bucket, ctx.key, {
     size: written.size,
     etag,
     mtimeMs: ctx.clock.nowMs(),
@@ -315,8 +315,8 @@ async function putObject(ctx: RequestContext): Promise<void> {
     checksums,
     ...(written.inline ? { inlineData: written.inline } : {}),
   });
-  await ctx.store.forgetWritten(written);
   send(ctx, 200, { etag: xml.quoteEtag(etag), ...checksumHeaders(checksums) });
+  await ctx.store.retire(bucket, ctx.key, replaced, written);
 }
 
 interface ParsedRange {
@@ -427,8 +427,9 @@ async function getObject(ctx: RequestContext, head: boolean): Promise<void> {
 async function deleteObject(ctx: RequestContext): Promise<void> {
   const bucket = await ownedBucket(ctx);
   checkKey(ctx.key);
-  await ctx.store.deleteObject(bucket, ctx.key);
+  const removed = await ctx.store.deleteObject(bucket, ctx.key);
   send(ctx, 204);
+  await ctx.store.retire(bucket, ctx.key, removed);
 }
 
 async function deleteObjects(ctx: RequestContext): Promise<void> {
@@ -440,7 +441,7 @@ async function deleteObjects(ctx: RequestContext): Promise<void> {
   for (const o of request.objects) {
     try {
       checkKey(o.key);
-      await ctx.store.deleteObject(bucket, o.key);
+      await ctx.store.retire(bucket, o.key, await ctx.store.deleteObject(bucket, o.key));
       deleted.push({ key: o.key });
     } catch (error) {
       const e = error instanceof S3Error ? error : new S3Error('InternalError', 'We encountered an internal error. Please try again.');
@@ -507,7 +508,7 @@ async function copyObject(ctx: RequestContext): Promise<void> {
   const { entry, written } = await copyData(ctx, bucket, ctx.key);
   const etag = entry.parts > 0 ? written.md5.toString('hex') : entry.etag;
   const mtimeMs = ctx.clock.nowMs();
-  await ctx.store.commitObject(bucket, ctx.key, {
+  const replaced = await ctx.store.commitObject(bucket, ctx.key, {
     size: written.size,
     etag,
     mtimeMs,
@@ -517,6 +518,7 @@ async function copyObject(ctx: RequestContext): Promise<void> {
     ...(written.inline ? { inlineData: written.inline } : {}),
   });
   sendXml(ctx, xml.copyObjectResultXml({ etag, lastModified: new Date(mtimeMs) }));
+  await ctx.store.retire(bucket, ctx.key, replaced, written);
 }
 
 // ---- multipart ----
@@ -576,10 +578,11 @@ async function completeUpload(ctx: RequestContext): Promise<void> {
   }
   if (size > objectSizeMax) throw new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
   const etag = `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${request.parts.length}`;
-  await ctx.store.commitObject(bucket, ctx.key, { size, etag, mtimeMs: ctx.clock.nowMs(), segments, headers: upload.headers, checksums: [], parts: request.parts.length });
+  const replaced = await ctx.store.commitObject(bucket, ctx.key, { size, etag, mtimeMs: ctx.clock.nowMs(), segments, headers: upload.headers, checksums: [], parts: request.parts.length });
   await ctx.store.finishUpload(bucket, uploadId, ctx.key, new Set(segments.map((s) => s.instance ?? '')));
   const host = header(ctx, 'host') ?? 'localhost';
   sendXml(ctx, xml.completeMultipartUploadXml({ location: `http://${host}/${bucket.name}/${encodeURIComponent(ctx.key)}`, bucket: bucket.name, key: ctx.key, etag }));
+  await ctx.store.retire(bucket, ctx.key, replaced);
 }
 
 async function abortUpload(ctx: RequestContext): Promise<void> {

@@ -69,7 +69,7 @@ export interface WrittenData {
   md5: Buffer;
   segment?: wire.S3Segment.$Properties;
   inline?: Buffer;
-  /** The garbage record written before the data (see `writeData`): `forgetWritten` drops it once the data is in use. */
+  /** The garbage record written before the data (see `writeData`): `retire` drops it once the data is in use. */
   record?: GarbageRecordName;
 }
 
@@ -307,18 +307,34 @@ export class S3Store {
   }
 
   /**
-   * Makes `entry` the object under `key` (one atomic omap write on the key's shard), then hands the data of the
-   * object it replaced to the collector.
+   * Makes `entry` the object under `key` (one atomic omap write on the key's shard). Returns the entry it replaced,
+   * whose data is still stored: hand it to `retire`, which may run after the client has its answer.
    */
-  async commitObject(bucket: Bucket, key: string, entry: wire.S3Object.$Properties): Promise<void> {
+  async commitObject(bucket: Bucket, key: string, entry: wire.S3Object.$Properties): Promise<ObjectEntry | undefined> {
     const set = { kind: Kind.KIND_OMAP_SET, entries: [{ key, value: s3Codecs.object.encode(entry) }] };
-    const previous = await this.#swapIndexEntry(bucket, key, set, true);
-    if (previous) await this.#releaseSegments(bucket, key, previous.segments);
+    return this.#swapIndexEntry(bucket, key, set, true);
   }
 
-  async deleteObject(bucket: Bucket, key: string): Promise<void> {
-    const previous = await this.#swapIndexEntry(bucket, key, { kind: Kind.KIND_OMAP_RM, keys: [key] }, false);
-    if (previous) await this.#releaseSegments(bucket, key, previous.segments);
+  /** Removes `key` from the index; returns the entry it removed, for `retire`. */
+  async deleteObject(bucket: Bucket, key: string): Promise<ObjectEntry | undefined> {
+    return this.#swapIndexEntry(bucket, key, { kind: Kind.KIND_OMAP_RM, keys: [key] }, false);
+  }
+
+  /**
+   * What a commit or delete leaves to do, none of which the client's answer waits for (each is a replicated write,
+   * and under 4 MiB PUTs a write queues behind the data writes' syncs): the data of the `replaced` entry goes to the
+   * collector (kept for the grace period: readers that started before the swap may still stream it), and the record
+   * written before `written`'s data is dropped (the collector would find that data in use anyway, with two lookups).
+   * Never throws. A crash before the first part leaks the replaced data, as a crash just before this call did when
+   * it ran before the answer; a failure is logged with what it leaves behind.
+   */
+  async retire(bucket: Bucket, key: string, replaced: ObjectEntry | undefined, written?: WrittenData): Promise<void> {
+    try {
+      for (const segment of replaced?.segments ?? []) await this.#recordGarbage(bucket, segment, key, '', this.options.garbageGraceMs);
+    } catch (error) {
+      this.options.logger.warn('replaced data not handed to the collector: it stays stored', { bucket: bucket.name, key, segments: replaced?.segments.map((s) => s.instance), error: String(error) });
+    }
+    if (written?.record) await this.#client.omapRemove(this.options.metaPool, written.record.object, [written.record.name]).catch(() => {});
   }
 
   /**
@@ -338,11 +354,6 @@ export class S3Store {
       if (createShard) await this.#client.execute(this.options.indexPool, shard, [change]);
       return undefined;
     }
-  }
-
-  async #releaseSegments(bucket: Bucket, key: string, segments: wire.S3Segment.$Properties[]): Promise<void> {
-    // Readers that started before the swap may still stream the old data: keep it for the grace period.
-    for (const segment of segments) await this.#recordGarbage(bucket, segment, key, '', this.options.garbageGraceMs);
   }
 
   // ---- data ----
@@ -366,10 +377,21 @@ export class S3Store {
     let size = 0;
     let stripes = 0;
     let record: GarbageRecordName | undefined;
+    // Started as soon as the body is known not to go inline, so that it is written while the first stripe arrives
+    // rather than after (the first stripe's write waits for it).
+    let recording: Promise<GarbageRecordName> | undefined;
+    const startRecord = () => {
+      if (!recording) {
+        recording = this.#recordGarbage(bucket, { instance, size: 0, stripeBytes }, key, options.uploadId ?? '', this.options.garbageGraceMs);
+        // Awaited by the first flush; a body that fails before leaves a record of no data, which the collector drops.
+        recording.catch(() => {});
+      }
+      return recording;
+    };
     const inFlight = new Set<Promise<void>>();
     const sizeMax = options.sizeMax ?? 5 * 1024 ** 4;
     const flush = async (data: Buffer) => {
-      record ??= await this.#recordGarbage(bucket, { instance, size: 0, stripeBytes }, key, options.uploadId ?? '', this.options.garbageGraceMs);
+      record ??= await startRecord();
       const n = stripes++;
       const write = this.#client.put(bucket.dataPool, stripeName(bucket.id, instance, n), data).then(() => undefined);
       const tracked = write.finally(() => {
@@ -387,6 +409,7 @@ export class S3Store {
         const chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
         size += chunk.length;
         if (size > sizeMax) throw new S3Error('EntityTooLarge', `Your proposed upload exceeds the maximum allowed size (${sizeMax} bytes)`);
+        if (!options.allowInline || size > this.options.inlineBytesMax) void startRecord();
         md5.update(chunk);
         options.onData?.(chunk);
         pending.push(chunk);
@@ -526,16 +549,6 @@ export class S3Store {
     const object = `gc.${shardOf(segment.instance ?? '', garbageShards)}`;
     await this.#client.omapSet(this.options.metaPool, object, [[name, record]]);
     return { object, name };
-  }
-
-  /**
-   * Drops the record `writeData` wrote before the data, once the data is committed under its key. Without this the
-   * collector finds it later anyway (two lookups to see the data is still in use, and, if the object was replaced in
-   * the meantime, removes probing past its last stripe, since that record does not know the size). A failure here
-   * only leaves that work to the collector.
-   */
-  async forgetWritten(written: WrittenData): Promise<void> {
-    if (written.record) await this.#client.omapRemove(this.options.metaPool, written.record.object, [written.record.name]).catch(() => {});
   }
 
   /** Whether an instance is still referenced: by the object under its key, or by its upload's part records. */
