@@ -35,10 +35,9 @@ import {
 import { directAlign, readFully, writeAll, type DataFiles, type FileLease, type NewFile } from './files.js';
 import type { KvOp, KvStore } from './kv.js';
 import type { Base, Extent, WorkingObject, WorkingSet } from './working.js';
+import { checksumChunks, checksumPiece, isStagedData, pieceBytes, type StagedFile } from './staging.js';
 import { compareUtf8 } from '../limits.js';
 
-/** Data is copied and checksummed in pieces of this size (a multiple of any block size we use). */
-const pieceBytes = 1024 * 1024;
 /** An append whose unwritten gap is at most this writes the gap as zeros in one direct write; a larger gap stays sparse. */
 const appendHoleMax = 1024 * 1024;
 /** Objects of a group whose data is prepared at once (bounds memory and open files). */
@@ -56,6 +55,8 @@ export interface CommitEnv {
   readonly pendingDeferred: ReadonlyMap<number, readonly number[]>;
   /** Files left by failed groups that could not be removed at once. */
   readonly strayFiles: readonly number[];
+  /** Files written ahead for this group's `writeFull`s (staging.ts); the ones used are marked. */
+  readonly staged: readonly StagedFile[];
   nextDeferredSeq(): number;
   nextGcSeq(): number;
 }
@@ -213,19 +214,31 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
     }
   }
 
+  /** A file written ahead of this group that holds exactly the object's bytes (its one extent, over no base). */
+  function stagedFor(o: WorkingObject): StagedFile | undefined {
+    const { base, extents } = o.data;
+    const only = extents[0];
+    if (base.kind !== 'none' || extents.length !== 1 || !only?.data || only.offset !== 0 || only.length !== o.size) return undefined;
+    const data = only.data;
+    return env.staged.find((s) => !s.used && s.blockBytes === env.blockBytes && isStagedData(data, s));
+  }
+
   async function writeNewFile(o: WorkingObject): Promise<OnodeData> {
     const id = ws.takeId();
     const bs = env.blockBytes;
+    const staged = stagedFor(o);
+    if (staged) {
+      // Written and synced already: renamed into place (the directory is synced with the group's new files').
+      staged.used = true;
+      await env.files.promote(staged.path, id);
+      plan.createdFiles.push(id);
+      dirsToSync.add(env.files.dirOf(id));
+      putChecksums(id, staged.chunks);
+      return { kind: 'file', id, blockBytes: bs };
+    }
     const size = o.size;
     const { base, baseValid, extents } = o.data;
-    const chunks = new Map<number, Uint32Array>();
-    const blockCount = Math.ceil(size / bs);
-    for (let c = 0; c * checksumsPerChunk < blockCount; c++) {
-      chunks.set(c, new Uint32Array(Math.min(checksumsPerChunk, blockCount - c * checksumsPerChunk)));
-    }
-    const setCrc = (block: number, crc: number) => {
-      (chunks.get(Math.floor(block / checksumsPerChunk)) as Uint32Array)[block % checksumsPerChunk] = crc;
-    };
+    const { chunks, setCrc } = checksumChunks(size, bs);
     const file = await env.files.create(id);
     plan.createdFiles.push(id);
     try {
@@ -239,7 +252,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
           continue;
         }
         const bytes = await materialize(o, from, to);
-        for (let at = from; at < to; at += bs) setCrc(at / bs, crc32c(bytes.subarray(at - from, Math.min(at - from + bs, to - from))));
+        checksumPiece(bytes, from, bs, setCrc);
         await env.files.writeNew(file, bytes, from);
       }
     } catch (error) {

@@ -4,7 +4,7 @@
  * rest reads as zeros) and may hold stale bytes past the object's end (never read).
  */
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bufferPool, webAssembly } from '../../../src/common/index.js';
 
@@ -104,11 +104,35 @@ export class DataFiles {
   /** Fan-out directories known to exist durably. */
   #dirs = new Set<string>();
 
-  /** Creates the root (durably) and learns which fan-out directories exist; the rest are made on first use. */
+  /**
+   * Creates the root (durably) and learns which fan-out directories exist; the rest are made on first use. Files
+   * left in the staging directory belong to no commit (see staging.ts): they go.
+   */
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true });
     await this.syncDir(join(this.root, '..'));
+    await rm(this.#stagingDir, { recursive: true, force: true });
     this.#dirs = new Set((await readdir(this.root)).map((name) => join(this.root, name)));
+  }
+
+  /** Where files written ahead of their commit wait (staging.ts); its name is no fan-out directory's. */
+  get #stagingDir(): string {
+    return join(this.root, 'staging');
+  }
+
+  #stagedCount = 0;
+
+  /** Creates a file in the staging directory, to be filled by `writeNew`, synced, and later given an id by `promote`. */
+  async createStaged(): Promise<NewFile> {
+    await this.#ensureDir(this.#stagingDir);
+    const path = join(this.#stagingDir, String(this.#stagedCount++));
+    return this.#openNew(path);
+  }
+
+  /** Renames a staged file to the path of data file `id`; the caller syncs that directory before committing. */
+  async promote(stagedPath: string, id: number): Promise<void> {
+    await this.#ensureDir(this.dirOf(id));
+    await rename(stagedPath, this.pathOf(id));
   }
 
   async #ensureDir(dir: string): Promise<void> {
@@ -135,7 +159,10 @@ export class DataFiles {
   /** Creates a new data file to be filled by `writeNew` (then synced and closed by the caller). */
   async create(id: number): Promise<NewFile> {
     await this.#ensureDir(this.dirOf(id));
-    const path = this.pathOf(id);
+    return this.#openNew(this.pathOf(id));
+  }
+
+  async #openNew(path: string): Promise<NewFile> {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
     if (this.#direct) {
       try {

@@ -37,6 +37,7 @@ import type {
   TransactionLike,
 } from '../types.js';
 import { crc32c, loadChecksums, verifyBlocks, type ChecksumCache } from './checksums.js';
+import { stageFile, type StagedFile } from './staging.js';
 import {
   collectionKeyPg,
   decodeBlob,
@@ -121,7 +122,12 @@ interface Pending {
   bytes: number;
   resolve: () => void;
   reject: (error: unknown) => void;
+  /** Files being written ahead for the transaction's large `writeFull`s (staging.ts); never rejects. */
+  staged?: Promise<(StagedFile | undefined)[]>;
 }
+
+/** `writeFull`s of more bytes than this (and than the inline limit) have their file written ahead (staging.ts). */
+const stageBytesMin = 64 * 1024;
 
 /** Committed onodes and checksum chunks kept in memory (a few MiB). */
 const onodeCacheMax = 4096;
@@ -393,11 +399,32 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     if (this.#queue.length >= queueMax || (this.#queue.length > 0 && this.#queueBytes + bytes > queueBytesMax)) {
       return Promise.reject(new StorageError('BUSY', `commit queue is full (${this.#queue.length} transactions, ${this.#queueBytes} bytes)`));
     }
+    const staged = this.#stage(tx);
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ tx, bytes, resolve, reject });
+      this.#queue.push({ tx, bytes, resolve, reject, ...(staged ? { staged } : {}) });
       this.#queueBytes += bytes;
       this.#kick();
     });
+  }
+
+  /**
+   * Starts writing the files of `tx`'s `writeFull`s that will need one (over the inline limit), so that its group
+   * only renames them into place; undefined when there are none.
+   */
+  #stage(tx: TransactionLike): Promise<(StagedFile | undefined)[]> | undefined {
+    let staged: Promise<StagedFile | undefined>[] | undefined;
+    for (const op of tx.ops) {
+      if (op.op !== 'writeFull' || op.data.length <= Math.max(this.#inlineBytesMax, stageBytesMin)) continue;
+      (staged ??= []).push(stageFile(this.#files, op.data, this.#blockBytes));
+    }
+    return staged && Promise.all(staged);
+  }
+
+  /** Removes the staged files of `items` that no commit used (after their group, or when they were refused). */
+  async #dropStaged(items: readonly Pending[]): Promise<void> {
+    for (const item of items) {
+      for (const file of (await item.staged) ?? []) if (file && !file.used) await this.#files.removePath(file.path).catch(() => {});
+    }
   }
 
   #kick(): void {
@@ -412,8 +439,10 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   async #run(): Promise<void> {
     for (;;) {
       if (this.#failed) {
-        for (const item of this.#queue.splice(0)) item.reject(this.#failed);
+        const refused = this.#queue.splice(0);
+        for (const item of refused) item.reject(this.#failed);
         this.#queueBytes = 0;
+        await this.#dropStaged(refused);
         return;
       }
       if (this.#queue.length > 0) {
@@ -425,6 +454,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
           this.#log.error('store commit group failed unexpectedly', { error });
           for (const item of group) item.reject(ioError(error));
         }
+        await this.#dropStaged(group);
         if (
           this.#pendingDeferredBytes > (this.#options.deferredBytesMax ?? 16 * 1024 * 1024) ||
           this.#pendingDeferredRecords > (this.#options.deferredRecordsMax ?? 1024)
@@ -500,7 +530,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     };
   }
 
-  #env(kv: KvStore): CommitEnv {
+  #env(kv: KvStore, staged: readonly StagedFile[]): CommitEnv {
     const pending = new Map<number, number[]>();
     for (const [fileId, records] of this.#pendingDeferred) pending.set(fileId, records.map((r) => r.seq));
     return {
@@ -512,6 +542,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       committedNextId: this.#nextId,
       pendingDeferred: pending,
       strayFiles: this.#strayFiles.slice(),
+      staged,
       nextDeferredSeq: () => this.#deferredSeq++,
       nextGcSeq: () => this.#gcSeq++,
     };
@@ -541,7 +572,9 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
     if (accepted.length === 0) return;
 
-    const env = this.#env(kv);
+    const staged: StagedFile[] = [];
+    for (const item of accepted) for (const file of (await item.staged) ?? []) if (file) staged.push(file);
+    const env = this.#env(kv, staged);
     let plan: CommitPlan;
     try {
       plan = await planCommit(ws, env);

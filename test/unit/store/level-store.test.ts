@@ -194,6 +194,40 @@ test('start removes data files that no committed transaction owns', () =>
     return next;
   }));
 
+test('full writes are written ahead of their group: renamed into place, unused ones removed, leftovers gone at start', () =>
+  withLevelStore({}, async (store, dir) => {
+    const staging = join(dir, 'data', 'staging');
+    const staged = async () => (await readdir(staging).catch(() => [] as string[])).sort();
+    const a = new Random(11).bytes(1024 * 1024 + 5);
+    await store.apply(new Transaction().writeFull(oid('full'), a));
+    assert.deepEqual(await readdir(staging), [], 'the staged file was renamed into place');
+    assert.equal((await dataFiles(dir)).length, 1);
+    assert.ok((await store.read(oid('full'))).equals(a));
+
+    // Two transactions in one group (the first keeps the pump busy): the second changes the object again, so the
+    // group writes a file of its own and the staged one is dropped.
+    const b = new Random(12).bytes(300_000);
+    const first = store.apply(new Transaction().write(oid('other'), 0, Buffer.from('x')));
+    const full = store.apply(new Transaction().writeFull(oid('full'), b));
+    const patch = store.apply(new Transaction().write(oid('full'), 100, Buffer.from('patched')));
+    await Promise.all([first, full, patch]);
+    await store.settle();
+    const expected = Buffer.from(b);
+    Buffer.from('patched').copy(expected, 100);
+    assert.ok((await store.read(oid('full'))).equals(expected));
+    assert.deepEqual(await staged(), [], 'the unused staged file was removed');
+
+    // A crash can leave staged files that no commit owns: the next start removes them, and the data stays.
+    await store.stop();
+    await writeFile(join(staging, '7'), 'left by a crash');
+    const next = new LevelStore({ dir });
+    await next.start();
+    assert.deepEqual(await staged(), []);
+    assert.ok((await next.read(oid('full'))).equals(expected));
+    assert.ok((await next.read(oid('other'))).equals(Buffer.from('x')));
+    return next;
+  }));
+
 test('garbage: replaced, removed and renamed-over data files go, removed collections are emptied, in the background', () =>
   withLevelStore({}, async (store, dir) => {
     const big = (seed: number) => new Random(seed).bytes(150_000);
