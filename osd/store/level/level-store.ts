@@ -124,6 +124,22 @@ interface Pending {
   reject: (error: unknown) => void;
   /** Files being written ahead for the transaction's large `writeFull`s (staging.ts); never rejects. */
   staged?: Promise<(StagedFile | undefined)[]>;
+  /** False while `staged` runs: the transaction waits in the queue, and only later ones of other PGs pass it. */
+  ready: boolean;
+  /** The collections (PGs) the transaction touches. */
+  pgs: ReadonlySet<string>;
+}
+
+function collectionsOf(tx: TransactionLike): Set<string> {
+  const pgs = new Set<string>();
+  for (const op of tx.ops) {
+    if ('oid' in op) pgs.add(op.oid.pg);
+    else if ('src' in op) {
+      pgs.add(op.src.pg);
+      pgs.add(op.dst.pg);
+    } else pgs.add(op.pg);
+  }
+  return pgs;
 }
 
 /** `writeFull`s of more bytes than this (and than the inline limit) have their file written ahead (staging.ts). */
@@ -401,9 +417,14 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
     const staged = this.#stage(tx);
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ tx, bytes, resolve, reject, ...(staged ? { staged } : {}) });
+      const item: Pending = { tx, bytes, resolve, reject, ready: !staged, pgs: collectionsOf(tx), ...(staged ? { staged } : {}) };
+      this.#queue.push(item);
       this.#queueBytes += bytes;
-      this.#kick();
+      staged?.then(() => {
+        item.ready = true;
+        this.#wake();
+      });
+      this.#wake();
     });
   }
 
@@ -447,6 +468,12 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       }
       if (this.#queue.length > 0) {
         const group = this.#takeGroup();
+        if (group.length === 0) {
+          // Everything queued waits for its data to be written ahead (or for one that does, on the same PG).
+          await new Promise<void>((resolve) => (this.#readyWaiter = resolve));
+          this.#readyWaiter = undefined;
+          continue;
+        }
         try {
           await this.#commitGroup(group, true);
         } catch (error) {
@@ -482,18 +509,42 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
   }
 
+  /** Set while the commit loop found nothing ready to commit (see `#run`). */
+  #readyWaiter: (() => void) | undefined;
+
+  /** Something was queued or became ready: start the commit loop, or wake it if it waits. */
+  #wake(): void {
+    this.#readyWaiter?.();
+    this.#kick();
+  }
+
+  /**
+   * The next group, in queue order, except that a transaction whose data is still being written ahead stays queued
+   * and later ones pass it unless they touch one of its collections (a PG's transactions always commit in the order
+   * they came). So a small write no longer waits for a 4 MiB file of another PG to reach the disk. A crash can then
+   * keep a later transaction of another PG and lose the earlier one; nothing acknowledged depends on that order, since
+   * each caller waits for its own transaction.
+   */
   #takeGroup(): Pending[] {
     const countMax = this.#options.groupTransactionsMax ?? 64;
     const bytesMax = this.#options.groupBytesMax ?? 64 * 1024 * 1024;
     const group: Pending[] = [];
+    const left: Pending[] = [];
+    const held = new Set<string>();
     let bytes = 0;
-    while (this.#queue.length > 0 && group.length < countMax) {
-      const next = this.#queue[0] as Pending;
+    let at = 0;
+    for (; at < this.#queue.length && group.length < countMax; at++) {
+      const next = this.#queue[at] as Pending;
+      if (!next.ready || [...next.pgs].some((pg) => held.has(pg))) {
+        for (const pg of next.pgs) held.add(pg);
+        left.push(next);
+        continue;
+      }
       if (group.length > 0 && bytes + next.bytes > bytesMax) break;
-      this.#queue.shift();
       bytes += next.bytes;
       group.push(next);
     }
+    this.#queue.splice(0, at, ...left);
     this.#queueBytes -= bytes;
     return group;
   }

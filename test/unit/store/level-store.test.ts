@@ -228,6 +228,26 @@ test('full writes are written ahead of their group: renamed into place, unused o
     return next;
   }));
 
+test('a transaction waiting for its data to be written ahead holds back its own PG only', () =>
+  withLevelStore({}, async (store) => {
+    const order: string[] = [];
+    const track = (name: string, p: Promise<void>) => p.then(() => order.push(name));
+    const big = new Random(21).bytes(32 * 1024 * 1024);
+    const done = Promise.all([
+      track('big', store.apply(new Transaction().writeFull(oid('big', '1.0'), big))),
+      track('same object', store.apply(new Transaction().write(oid('big', '1.0'), 0, Buffer.from('first')))),
+      track('same pg', store.apply(new Transaction().write(oid('small', '1.0'), 0, Buffer.from('s')))),
+      track('other pg', store.apply(new Transaction().write(oid('small', '2.0'), 0, Buffer.from('o')))),
+    ]);
+    await done;
+    // The other PG's write did not wait for 32 MiB to reach the disk; the first PG's came after its big write.
+    assert.equal(order[0], 'other pg', order.join(', '));
+    assert.ok(order.indexOf('same object') > order.indexOf('big') && order.indexOf('same pg') > order.indexOf('big'), order.join(', '));
+    const expected = Buffer.from(big);
+    Buffer.from('first').copy(expected, 0);
+    assert.ok((await store.read(oid('big', '1.0'))).equals(expected));
+  }));
+
 test('garbage: replaced, removed and renamed-over data files go, removed collections are emptied, in the background', () =>
   withLevelStore({}, async (store, dir) => {
     const big = (seed: number) => new Random(seed).bytes(150_000);
