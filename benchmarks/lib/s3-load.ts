@@ -2,7 +2,8 @@
  * A generic S3 load generator for any S3 endpoint (behind `shoal bench s3` and `npm run bench -- s3`). It signs its
  * own requests (SigV4 via `signRequest`; payload hash = the body's sha256, computed once per body, or
  * `UNSIGNED-PAYLOAD`), speaks HTTP/1.1 with a keep-alive agent of exactly as many sockets as requests in flight, and
- * addresses buckets path-style. Phases, each a closed loop with a fixed number in flight:
+ * addresses buckets path-style. GET phases spread their requests over two threads (`getThreads`): one thread reading
+ * 4 MiB bodies saturated its core before the gateway did. Phases, each a closed loop with a fixed number in flight:
  * - 4 KiB objects, 32 in flight: PUT (new keys, for `seconds`), GET (whole object, read fully, for `seconds`),
  *   DELETE (every key the PUT phase wrote);
  * - 4 MiB objects, 8 in flight: the same;
@@ -16,6 +17,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { signRequest, uriEncode, unsignedPayload } from '../../gateway/s3/sigv4.js';
+import { Worker } from 'node:worker_threads';
+import { startCpuMeter } from './cpu.js';
 import { closedLoop, describe, percentile, warmupSeconds, type LoadResult } from './stats.js';
 
 export interface S3LoadOptions {
@@ -34,7 +37,31 @@ export interface S3LoadOptions {
   print?: (line: string) => void;
   /** Per-request time limit (default 60 s): a request that hangs becomes an error instead of stalling the phase. */
   requestTimeoutMs?: number;
+  /**
+   * Threads the GET phases' requests are spread over (default 2: this one and a worker thread). One thread reading
+   * 4 MiB bodies saturated its core at 8 in flight before the gateway did (85-87 % of a core, measured 2026-11-24),
+   * so the figure measured the generator.
+   */
+  getThreads?: number;
 }
+
+/** What a request needs of the options (no functions: a worker thread gets a copy). */
+export type RequesterOptions = Omit<S3LoadOptions, 'print'>;
+
+/** A GET worker thread's share of a phase (s3-get-worker.ts). */
+export interface GetWorkerJob {
+  options: RequesterOptions;
+  bucket: string;
+  keys: string[];
+  bytes: number;
+  inFlight: number;
+  seconds: number;
+  warm: boolean;
+  /** Where in `keys` the thread starts, so the threads do not read the same keys in step. */
+  offset: number;
+}
+
+export type GetWorkerResult = Omit<LoadResult, 'cpu'> & { firstError?: string };
 
 export interface S3PhaseResult extends LoadResult {
   /** `PUT 4 KiB c32`, `GET 4 MiB c8`, ... */
@@ -75,12 +102,12 @@ interface Response {
 class RequestFailure extends Error {}
 
 /** A signed S3 client of just the calls the load needs, on one keep-alive agent. */
-class S3Requester {
+export class S3Requester {
   readonly #url: URL;
   readonly #agent: HttpAgent;
-  readonly #options: S3LoadOptions;
+  readonly #options: RequesterOptions;
 
-  constructor(options: S3LoadOptions, maxSockets: number) {
+  constructor(options: RequesterOptions, maxSockets: number) {
     this.#options = options;
     this.#url = new URL(options.endpoint);
     if (this.#url.protocol !== 'http:' && this.#url.protocol !== 'https:') throw new TypeError(`endpoint must be http(s)://: ${options.endpoint}`);
@@ -165,6 +192,71 @@ async function phase(name: string, inFlight: number, limits: { count?: number; s
   return { ...result, name, clientCpuPercent, ...(firstError === undefined ? {} : { firstError }) };
 }
 
+function requesterOptions(options: S3LoadOptions): RequesterOptions {
+  const { print: _print, ...rest } = options;
+  return rest;
+}
+
+/** Op `i` of a GET phase: the whole object of key `i + job.offset` (modulo the keys), its length checked. */
+export function getOp(s3: S3Requester, job: GetWorkerJob): (i: number) => Promise<number> {
+  return async (i) => {
+    const path = objectPath(job.bucket, job.keys[(i + job.offset) % Math.max(1, job.keys.length)] ?? '');
+    const response = await s3.expect([200], 'GET', path, '');
+    if (response.length !== job.bytes) throw new RequestFailure(`GET ${path}: ${response.length} bytes, expected ${job.bytes}`);
+    return response.length;
+  };
+}
+
+/**
+ * A GET phase: whole-object GETs of `job.keys`, `job.inFlight` at once, spread over `threads` threads (this one and
+ * worker threads running s3-get-worker.ts), each with its share in flight; results merged into one.
+ */
+async function getPhase(name: string, job: GetWorkerJob, threads: number, s3: S3Requester): Promise<S3PhaseResult> {
+  const count = Math.max(1, Math.min(threads, job.inFlight));
+  const shares = Array.from({ length: count }, (_, t) => Math.floor(job.inFlight / count) + (t < job.inFlight % count ? 1 : 0));
+  const workers = shares.slice(1).map((share, t) => {
+    const worker = new Worker(new URL('./s3-get-worker.js', import.meta.url), { workerData: { ...job, inFlight: share, offset: Math.floor(((t + 1) * job.keys.length) / count) } satisfies GetWorkerJob });
+    return new Promise<GetWorkerResult>((resolve, reject) => {
+      worker.once('message', (result: GetWorkerResult) => resolve(result));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`GET worker thread exited with code ${code} before its result`)));
+    });
+  });
+  // Observed below; until then a failing thread must not count as an unhandled rejection.
+  for (const w of workers) w.catch(() => {});
+  const op = getOp(s3, job);
+  let firstError: string | undefined;
+  if (job.warm && warmupSeconds > 0) await closedLoop(shares[0] as number, { seconds: warmupSeconds }, op);
+  // The worker threads warm up for as long, so the timed parts start together (within the threads' start-up).
+  const cpu = process.cpuUsage();
+  const meter = startCpuMeter();
+  const own = await closedLoop(shares[0] as number, { seconds: job.seconds }, async (i) => {
+    try {
+      return await op(i);
+    } catch (error) {
+      firstError ??= errorText(error);
+      throw error;
+    }
+  });
+  const others = await Promise.all(workers);
+  const latenciesMs = [own, ...others].flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
+  const used = process.cpuUsage(cpu);
+  const seconds = Math.max(own.seconds, ...others.map((r) => r.seconds));
+  const use = meter.stop(latenciesMs.length);
+  firstError ??= others.find((r) => r.firstError !== undefined)?.firstError;
+  return {
+    name,
+    ops: latenciesMs.length,
+    bytes: own.bytes + others.reduce((sum, r) => sum + r.bytes, 0),
+    seconds,
+    latenciesMs,
+    errors: own.errors + others.reduce((sum, r) => sum + r.errors, 0),
+    clientCpuPercent: ((used.user + used.system) / 1e6 / seconds) * 100,
+    ...(use ? { cpu: use } : {}),
+    ...(firstError === undefined ? {} : { firstError }),
+  };
+}
+
 function phaseLine(r: S3PhaseResult): string {
   const line = `${describe(r.name, r)}  client cpu ${r.clientCpuPercent.toFixed(0)}%`;
   return r.errors === 0 ? line : `${line}  << ${r.errors} ERRORS; first: ${r.firstError ?? '?'}`;
@@ -230,7 +322,7 @@ async function removeBucket(s3: S3Requester, bucket: string, leftKeys: Iterable<
   return problems;
 }
 
-function errorText(error: unknown): string {
+export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -262,12 +354,8 @@ export async function runS3Load(options: S3LoadOptions): Promise<S3LoadReport> {
           return bytes;
         }, true);
         print(phaseLine(put));
-        const get = await phase(`GET ${label} c${inFlight}`, inFlight, { seconds: options.seconds }, async (i) => {
-          const path = objectPath(bucket, key(written[i % Math.max(1, written.length)] ?? 0));
-          const response = await s3.expect([200], 'GET', path, '');
-          if (response.length !== bytes) throw new RequestFailure(`GET ${path}: ${response.length} bytes, expected ${bytes}`);
-          return response.length;
-        }, true);
+        const keys = written.map((n) => key(n));
+        const get = await getPhase(`GET ${label} c${inFlight}`, { options: requesterOptions(options), bucket, keys, bytes, inFlight, seconds: options.seconds, warm: true, offset: 0 }, options.getThreads ?? 2, s3);
         print(phaseLine(get));
         const del = await phase(`DELETE ${label} c${inFlight}`, inFlight, { count: written.length }, async (i) => {
           const k = key(written[i] as number);
