@@ -376,7 +376,6 @@ export class S3Store {
     let pendingBytes = 0;
     let size = 0;
     let stripes = 0;
-    let record: GarbageRecordName | undefined;
     // Started as soon as the body is known not to go inline, so that it is written while the first stripe arrives
     // rather than after (the first stripe's write waits for it).
     let recording: Promise<GarbageRecordName> | undefined;
@@ -391,7 +390,7 @@ export class S3Store {
     const inFlight = new Set<Promise<void>>();
     const sizeMax = options.sizeMax ?? 5 * 1024 ** 4;
     const flush = async (data: Buffer) => {
-      record ??= await startRecord();
+      await startRecord();
       const n = stripes++;
       const write = this.#client.put(bucket.dataPool, stripeName(bucket.id, instance, n), data).then(() => undefined);
       const tracked = write.finally(() => {
@@ -440,7 +439,7 @@ export class S3Store {
       await Promise.allSettled(inFlight);
       throw error;
     }
-    return { size, md5: md5.digest(), segment: { instance, size, stripeBytes }, ...(record ? { record } : {}) };
+    return { size, md5: md5.digest(), segment: { instance, size, stripeBytes }, ...(recording ? { record: await recording } : {}) };
   }
 
   /** Streams `length` bytes of an object from `offset`. */

@@ -220,7 +220,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
     const only = extents[0];
     if (base.kind !== 'none' || extents.length !== 1 || !only?.data || only.offset !== 0 || only.length !== o.size) return undefined;
     const data = only.data;
-    return env.staged.find((s) => !s.used && s.blockBytes === env.blockBytes && isStagedData(data, s));
+    return env.staged.find((s) => !s.used && isStagedData(data, s));
   }
 
   async function writeNewFile(o: WorkingObject): Promise<OnodeData> {

@@ -126,8 +126,6 @@ interface Pending {
   staged?: Promise<(StagedFile | undefined)[]>;
   /** False while `staged` runs: the transaction waits in the queue, and only later ones of other PGs pass it. */
   ready: boolean;
-  /** The collections (PGs) the transaction touches. */
-  pgs: ReadonlySet<string>;
 }
 
 function collectionsOf(tx: TransactionLike): Set<string> {
@@ -417,7 +415,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     }
     const staged = this.#stage(tx);
     return new Promise<void>((resolve, reject) => {
-      const item: Pending = { tx, bytes, resolve, reject, ready: !staged, pgs: collectionsOf(tx), ...(staged ? { staged } : {}) };
+      const item: Pending = { tx, bytes, resolve, reject, ready: !staged, ...(staged ? { staged } : {}) };
       this.#queue.push(item);
       this.#queueBytes += bytes;
       staged?.then(() => {
@@ -444,7 +442,8 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   /** Removes the staged files of `items` that no commit used (after their group, or when they were refused). */
   async #dropStaged(items: readonly Pending[]): Promise<void> {
     for (const item of items) {
-      for (const file of (await item.staged) ?? []) if (file && !file.used) await this.#files.removePath(file.path).catch(() => {});
+      if (!item.staged) continue;
+      for (const file of await item.staged) if (file && !file.used) await this.#files.removePath(file.path).catch(() => {});
     }
   }
 
@@ -535,8 +534,10 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     let at = 0;
     for (; at < this.#queue.length && group.length < countMax; at++) {
       const next = this.#queue[at] as Pending;
-      if (!next.ready || [...next.pgs].some((pg) => held.has(pg))) {
-        for (const pg of next.pgs) held.add(pg);
+      // Collections are looked at only once something waits (rarely; never under small writes alone).
+      const pgs = !next.ready || held.size > 0 ? collectionsOf(next.tx) : undefined;
+      if (pgs && (!next.ready || [...pgs].some((pg) => held.has(pg)))) {
+        for (const pg of pgs) held.add(pg);
         left.push(next);
         continue;
       }
@@ -624,7 +625,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
     if (accepted.length === 0) return;
 
     const staged: StagedFile[] = [];
-    for (const item of accepted) for (const file of (await item.staged) ?? []) if (file) staged.push(file);
+    for (const item of accepted) if (item.staged) for (const file of await item.staged) if (file) staged.push(file);
     const env = this.#env(kv, staged);
     let plan: CommitPlan;
     try {

@@ -22,7 +22,6 @@ export interface StagedFile {
   /** The bytes the file holds: the `writeFull` op's own data (matched by identity of its memory). */
   readonly data: Uint8Array;
   readonly path: string;
-  readonly blockBytes: number;
   /** Block checksums by chunk, as stored under the file's id. */
   readonly chunks: Map<number, Uint32Array>;
   /** Set by the commit that renamed it into place. */
@@ -63,7 +62,7 @@ export async function stageFile(files: DataFiles, data: Uint8Array, blockBytes: 
     }
     await files.sync(file.fh);
     await file.fh.close();
-    return { data, path: file.path, blockBytes, chunks, used: false };
+    return { data, path: file.path, chunks, used: false };
   } catch {
     if (file) {
       await file.fh.close().catch(() => {});
