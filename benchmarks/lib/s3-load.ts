@@ -176,20 +176,29 @@ function objectPath(bucket: string, key: string): string {
 
 /** Runs `op` in a closed loop (after a warm-up of the same load when `warm`) and remembers the first failure's message. */
 async function phase(name: string, inFlight: number, limits: { count?: number; seconds?: number }, op: (i: number) => Promise<number>, warm = false): Promise<S3PhaseResult> {
-  let firstError: string | undefined;
   if (warm && warmupSeconds > 0) await closedLoop(inFlight, { seconds: warmupSeconds }, op);
   const cpu = process.cpuUsage();
-  const result = await closedLoop(inFlight, limits, async (i) => {
-    try {
-      return await op(i);
-    } catch (error) {
-      firstError ??= errorText(error);
-      throw error;
-    }
-  });
+  const failures = firstFailure(op);
+  const result = await closedLoop(inFlight, limits, failures.op);
   const used = process.cpuUsage(cpu);
   const clientCpuPercent = ((used.user + used.system) / 1e6 / result.seconds) * 100;
-  return { ...result, name, clientCpuPercent, ...(firstError === undefined ? {} : { firstError }) };
+  return { ...result, name, clientCpuPercent, ...(failures.first === undefined ? {} : { firstError: failures.first }) };
+}
+
+/** `op`, remembering the message of its first failure in `first`. */
+export function firstFailure(op: (i: number) => Promise<number>): { op: (i: number) => Promise<number>; first: string | undefined } {
+  const out = {
+    first: undefined as string | undefined,
+    op: async (i: number) => {
+      try {
+        return await op(i);
+      } catch (error) {
+        out.first ??= errorText(error);
+        throw error;
+      }
+    },
+  };
+  return out;
 }
 
 function requesterOptions(options: S3LoadOptions): RequesterOptions {
@@ -225,25 +234,18 @@ async function getPhase(name: string, job: GetWorkerJob, threads: number, s3: S3
   // Observed below; until then a failing thread must not count as an unhandled rejection.
   for (const w of workers) w.catch(() => {});
   const op = getOp(s3, job);
-  let firstError: string | undefined;
   if (job.warm && warmupSeconds > 0) await closedLoop(shares[0] as number, { seconds: warmupSeconds }, op);
   // The worker threads warm up for as long, so the timed parts start together (within the threads' start-up).
   const cpu = process.cpuUsage();
   const meter = startCpuMeter();
-  const own = await closedLoop(shares[0] as number, { seconds: job.seconds }, async (i) => {
-    try {
-      return await op(i);
-    } catch (error) {
-      firstError ??= errorText(error);
-      throw error;
-    }
-  });
+  const failures = firstFailure(op);
+  const own = await closedLoop(shares[0] as number, { seconds: job.seconds }, failures.op);
   const others = await Promise.all(workers);
   const latenciesMs = [own, ...others].flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
   const used = process.cpuUsage(cpu);
   const seconds = Math.max(own.seconds, ...others.map((r) => r.seconds));
   const use = meter.stop(latenciesMs.length);
-  firstError ??= others.find((r) => r.firstError !== undefined)?.firstError;
+  const firstError = failures.first ?? others.find((r) => r.firstError !== undefined)?.firstError;
   return {
     name,
     ops: latenciesMs.length,
@@ -322,7 +324,7 @@ async function removeBucket(s3: S3Requester, bucket: string, leftKeys: Iterable<
   return problems;
 }
 
-export function errorText(error: unknown): string {
+function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
