@@ -56,8 +56,17 @@ async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise
 }
 
 export async function checkFileSystem(client: ObjectClient, name: string, options: { repair: boolean; graceMs?: number }): Promise<CheckReport> {
+  // Live (announced), so a mount that writes back writes what it holds first and stays in step while this runs.
+  const fs = await FileSystem.open(client, name, { cacheTtlMs: 0, recover: false, live: true, writeBack: false });
+  try {
+    return await check(client, fs, name, options);
+  } finally {
+    await fs.close();
+  }
+}
+
+async function check(client: ObjectClient, fs: FileSystem, name: string, options: { repair: boolean; graceMs?: number }): Promise<CheckReport> {
   const graceMs = options.graceMs ?? intentGraceMs;
-  const fs = await FileSystem.open(client, name, { cacheTtlMs: 0, recover: false });
   const meta = metaPoolName(name);
   const report: CheckReport = { inodes: 0, directories: 0, files: 0, dataObjects: 0, problems: [], repaired: 0, young: 0 };
   const problem = (text: string) => report.problems.push(text);

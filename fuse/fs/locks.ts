@@ -186,6 +186,9 @@ export class LockTable {
     }
     if (cmd !== F_SETLK && cmd !== F_SETLKW) throw new FsError('EINVAL', `unknown lock command ${cmd}`);
     if (lock.type === F_UNLCK) {
+      // libfuse unlocks on every close (flush): without a lock of this owner there is nothing to change, and no
+      // round trip to pay for it (only this mount takes locks under its own owner keys).
+      if (!this.#rangeHolders.has(`${ino}:${key}`)) return undefined;
       await this.#changeRanges(ino, (locks) => withoutRange(locks, key, lock.start, end));
       return undefined;
     }

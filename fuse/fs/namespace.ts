@@ -5,7 +5,7 @@
  * intent first that `check` (and the next mount) completes. See fuse/README.md for the consistency model.
  */
 import { randomBytes } from 'node:crypto';
-import { StorageError, wire, type ObjectClient } from '../../src/index.js';
+import { StorageError, wire, type Logger, type ObjectClient } from '../../src/index.js';
 import { FileData, objectKey, parseObjectKey } from './data.js';
 import {
   S_IFDIR,
@@ -24,16 +24,19 @@ import {
 } from './encoding.js';
 import { FsError } from './errors.js';
 import { fileSizeMax, nameMaxBytes, rootIno, splitPath, superObject } from './layout.js';
-import { LockTable } from './locks.js';
+import { F_UNLCK, LockTable } from './locks.js';
 import { Metadata, isPreconditionFailed } from './metadata.js';
 import { OpenFiles } from './open-files.js';
 import { metaPoolName, nextInoXattr, readSuperblock } from './superblock.js';
+import { WriteBack } from './write-back.js';
 
 const Kind = wire.ObjectOp.Kind;
 
 const inoBatch = 256;
 const prefetchBatch = 64;
 const listingPrefetchMs = 60_000;
+/** How often a mount that is not alone asks who else is there (to write back again once it is alone). */
+const soloCheckEveryMs = 2000;
 const xattrPrefix = 'x.';
 /** An unreferenced inode younger than this may be a create in progress on a live mount (check leaves it). */
 export const intentGraceMs = 10_000;
@@ -55,8 +58,14 @@ export interface Stat {
 export interface FileSystemOptions {
   /** How long this mount trusts what it read (another mount's change shows within this time). */
   cacheTtlMs?: number;
-  /** Announce this mount as alive (a watch on the superblock), so others leave its unfinished work alone. */
+  /**
+   * Announce this mount as alive (a watch on the superblock), so others leave its unfinished work alone and a mount
+   * that writes back stays in step with it.
+   */
   live?: boolean;
+  /** With `live`: while no other client has the filesystem open, write metadata changes back (fuse/README.md). */
+  writeBack?: boolean;
+  logger?: Logger;
   /** Finish what dead mounts left half done (renames, unlinked open files) when opening (default true). */
   recover?: boolean;
   /** Owner of new files (fuse-native does not pass the caller's identity). */
@@ -103,7 +112,13 @@ export class FileSystem {
   readonly #files: OpenFiles;
   #inoPool: number[] = [];
   #inoRefill: Promise<void> | undefined;
-  #liveness: { stop(): Promise<void> } | undefined;
+  #liveness: { watcher: string; stop(): Promise<void> } | undefined;
+  /** Names this opening of the filesystem in joins (two may share one client). */
+  readonly #id = randomBytes(6).toString('hex');
+  readonly #writeBack: WriteBack;
+  /** Joins of other clients seen (a solo check that saw none during its round trip may go solo). */
+  #joinsSeen = 0;
+  #soloTimer: NodeJS.Timeout | undefined;
   /** The last few directory listings, for prefetching the inodes `ls -l` is about to stat. */
   readonly #listings = new Map<string, { atMs: number; position: Map<string, number>; inos: number[]; prefetchedTo: number }>();
 
@@ -116,6 +131,7 @@ export class FileSystem {
     this.data = new FileData(client, sb.dataPool, sb.objectSize);
     this.locks = new LockTable(client, this.#meta);
     this.#files = new OpenFiles(this.data, this.metadata);
+    this.#writeBack = new WriteBack(this.metadata, options.logger);
     this.#uid = options.uid ?? 0;
     this.#gid = options.gid ?? 0;
   }
@@ -123,7 +139,26 @@ export class FileSystem {
   /** Opens filesystem `name`; finishes renames that a dead mount left half done. */
   static async open(client: ObjectClient, name: string, options: FileSystemOptions = {}): Promise<FileSystem> {
     const fs = new FileSystem(client, await readSuperblock(client, name), options);
-    if (options.live) fs.#liveness = await client.watch(fs.#meta, superObject, () => Buffer.from('alive'));
+    if (options.live) {
+      fs.#liveness = await client.watch(
+        fs.#meta,
+        superObject,
+        async ({ payload }) => {
+          const [kind, id] = payload.toString().split(' ');
+          if (kind === 'join' && id !== fs.#id && options.writeBack) await fs.#notAlone();
+          return Buffer.from('alive');
+        },
+        () => void (options.writeBack && fs.#notAlone()),
+      );
+    }
+    // Whoever opens the filesystem tells the live mounts, which stop writing back (and write what they hold)
+    // before they answer; a live mount that hears nobody else answer is alone.
+    const { acks, timeouts } = await client.notify(fs.#meta, superObject, Buffer.from(`join ${fs.#id}`), 5000);
+    const others = [...acks.keys(), ...timeouts].filter((watcher) => watcher !== fs.#liveness?.watcher);
+    if (options.live && options.writeBack) {
+      if (others.length === 0) fs.#goSolo();
+      else fs.#checkSoloLater();
+    }
     if (options.recover !== false) {
       await fs.recoverIntents();
       await fs.purgeStrays();
@@ -131,8 +166,58 @@ export class FileSystem {
     return fs;
   }
 
+  // ---- write-back while alone ----
+
+  #goSolo(): void {
+    // What was cached while others could change things may be stale: alone, the cache is the truth from now on.
+    this.metadata.invalidate();
+    this.metadata.solo = true;
+  }
+
+  /** Another client opened the filesystem (or our watch may have missed it): write everything, then go on in step. */
+  async #notAlone(): Promise<void> {
+    this.#joinsSeen++;
+    this.metadata.solo = false;
+    await this.#writeBack.drain();
+    this.#checkSoloLater();
+  }
+
+  #checkSoloLater(): void {
+    if (this.#soloTimer || !this.#liveness) return;
+    this.#soloTimer = setInterval(() => {
+      const joins = this.#joinsSeen;
+      void this.#client.notify(this.#meta, superObject, Buffer.from('ping'), soloCheckEveryMs).then(({ acks, timeouts }) => {
+        const others = [...acks.keys(), ...timeouts].filter((watcher) => watcher !== this.#liveness?.watcher);
+        if (others.length > 0 || joins !== this.#joinsSeen || !this.#liveness || this.metadata.solo) return;
+        clearInterval(this.#soloTimer);
+        this.#soloTimer = undefined;
+        this.#goSolo();
+      }, () => {});
+    }, soloCheckEveryMs);
+    this.#soloTimer.unref();
+  }
+
+  /** Every metadata change of this mount written back so far is in the cluster. */
+  async #settled(): Promise<void> {
+    if (!this.#writeBack.idle) await this.#writeBack.drain();
+  }
+
+  /** Whether this mount writes its changes back (alone) rather than to the cluster before answering. */
+  get writesBack(): boolean {
+    return this.metadata.solo;
+  }
+
+  /** Metadata changes this mount has answered and not yet written to the cluster. */
+  get pendingChanges(): number {
+    return this.metadata.backlog;
+  }
+
   /** Flushes every open file (the mount is going away). */
   async close(): Promise<void> {
+    clearInterval(this.#soloTimer);
+    this.#soloTimer = undefined;
+    await this.#writeBack.drain();
+    this.metadata.solo = false;
     for (const file of this.#files.all()) await this.#files.flushFile(file).catch(() => {});
     for (const fd of this.#files.handles()) await this.locks.released(fd);
     this.locks.stop();
@@ -161,11 +246,14 @@ export class FileSystem {
 
   /** fcntl(2) byte-range locks, shared with every mount through the cluster. */
   async lock(fd: number, cmd: number, lock: { type: number; start: number; len: number }, owner: number): Promise<{ type: number; start: number; len: number } | undefined> {
+    // libfuse unlocks at every close: that must not wait for the write-back (it touches no entry).
+    if (lock.type !== F_UNLCK) await this.#settled();
     return this.locks.posixLock(this.#files.handle(fd).ino, cmd, lock, owner);
   }
 
   /** flock(2) on an open file, shared with every mount through the cluster. */
   async flock(fd: number, op: number): Promise<void> {
+    await this.#settled();
     await this.locks.flock(this.#files.handle(fd).ino, fd, op);
   }
 
@@ -235,20 +323,31 @@ export class FileSystem {
     return this.#toStat(await this.metadata.inode(this.#files.handle(fd).ino));
   }
 
+  /**
+   * Before a change to inode `ino`'s attributes: alone, only a directory whose entries are on their way waits for
+   * them (its link count and times travel with them); a new inode not written yet changes in place.
+   */
+  async #settledFor(ino: number): Promise<void> {
+    if (!this.metadata.solo || this.metadata.entriesPending(ino)) await this.#settled();
+  }
+
   async chmod(path: string, mode: number): Promise<void> {
     const ino = await this.resolve(path);
+    await this.#settledFor(ino);
     await this.metadata.update(ino, (i) => ({ inode: { ...i, mode: (i.mode & S_IFMT) | (mode & 0o7777), ctimeMs: Date.now() } }));
   }
 
   async chown(path: string, uid: number, gid: number): Promise<void> {
     const ino = await this.resolve(path);
     const keep = (v: number) => v === -1 || v === 0xffffffff;
+    await this.#settledFor(ino);
     await this.metadata.update(ino, (i) => ({ inode: { ...i, uid: keep(uid) ? i.uid : uid, gid: keep(gid) ? i.gid : gid, ctimeMs: Date.now() } }));
   }
 
   /** Sets times (milliseconds; undefined leaves that time alone). */
   async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
     const ino = await this.resolve(path);
+    await this.#settledFor(ino);
     const open = this.#files.get(ino);
     if (open?.dirty) await this.#files.flushFile(open);
     await this.metadata.update(ino, (i) => ({ inode: { ...i, atimeMs: atimeMs ?? i.atimeMs, mtimeMs: mtimeMs ?? i.mtimeMs, ctimeMs: Date.now() } }));
@@ -283,6 +382,8 @@ export class FileSystem {
   /** Creates inode then entry: a crash between leaves an unreferenced inode (which check removes), never a dangling entry. */
   async #createNode(path: string, mode: number, target = ''): Promise<number> {
     const { parent, name } = parentAndName(path);
+    if (this.metadata.solo) await this.#writeBack.room();
+    else await this.#settled();
     const dir = await this.#resolveDir(parent);
     const existing = await this.metadata.lookup(dir, name);
     if (existing) throw new FsError('EEXIST', `${path} exists`);
@@ -290,12 +391,20 @@ export class FileSystem {
     const now = Date.now();
     const ino = await this.#allocIno();
     const inode: Inode = { ino, mode, uid: this.#uid, gid: this.#gid, size: type === 'symlink' ? Buffer.byteLength(target) : 0, nlink: type === 'dir' ? 2 : 1, atimeMs: now, mtimeMs: now, ctimeMs: now, parent: dir, target, gen: 0, dead: false };
+    const addEntry = (d: Inode, entries: Map<string, Dentry | undefined>) => {
+      if (entries.get(name)) throw new FsError('EEXIST', `${path} exists`);
+      return { set: [[name, { ino, type }]] as [string, Dentry][], inode: { ...d, nlink: d.nlink + (type === 'dir' ? 1 : 0), mtimeMs: now, ctimeMs: now }, result: undefined };
+    };
+    if (this.metadata.solo) {
+      if (await this.metadata.changeDirLater(dir, [name], addEntry, () => this.metadata.createLater(inode))) {
+        this.#writeBack.changed();
+        return ino;
+      }
+      await this.#settled();
+    }
     await this.metadata.create(inode);
     try {
-      await this.metadata.changeDir(dir, [name], (d, entries) => {
-        if (entries.get(name)) throw new FsError('EEXIST', `${path} exists`);
-        return { set: [[name, { ino, type }]], inode: { ...d, nlink: d.nlink + (type === 'dir' ? 1 : 0), mtimeMs: now, ctimeMs: now }, result: undefined };
-      });
+      await this.metadata.changeDir(dir, [name], addEntry);
     } catch (error) {
       await this.metadata.remove(ino).catch(() => {});
       throw error;
@@ -316,7 +425,8 @@ export class FileSystem {
   async create(path: string, mode: number, flags = 2): Promise<number> {
     const t = mode & S_IFMT;
     const ino = await this.#createNode(path, (t === 0 ? S_IFREG : t) | (mode & 0o7777));
-    return this.#openIno(ino, flags);
+    // Nobody else can have changed the inode this mount has just created: its cached attributes are current.
+    return this.#files.open(ino, flags, await this.metadata.inode(ino));
   }
 
   async symlink(target: string, path: string): Promise<void> {
@@ -332,6 +442,7 @@ export class FileSystem {
 
   /** A hard link: the link count goes up first, so a crash leaves a count too high (check fixes), never too low. */
   async link(from: string, to: string): Promise<void> {
+    await this.#settled();
     const ino = await this.resolve(from);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) === 'dir') throw new FsError('EPERM', 'hard links to directories are not allowed');
@@ -403,15 +514,27 @@ export class FileSystem {
   }
 
   async unlink(path: string): Promise<void> {
+    if (!this.metadata.solo) await this.#settled();
     const { dir, name, entry } = await this.#entry(path);
     if (entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const now = Date.now();
-    await this.metadata.changeDir(dir, [name], (d, entries) => {
+    const removeEntry = (d: Inode, entries: Map<string, Dentry | undefined>) => {
       const current = entries.get(name);
       if (!current) throw new FsError('ENOENT', `${path} does not exist`);
       if (current.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
       return { remove: [name], inode: { ...d, mtimeMs: now, ctimeMs: now }, result: undefined };
-    });
+    };
+    // Alone, the last link of a file not open here goes from the view at once and from the cluster with the next
+    // round (a file still open, or with other links whose count must show at once, takes the synchronous path).
+    if (this.metadata.solo && !this.#files.get(entry.ino) && (await this.metadata.inode(entry.ino)).nlink === 1) {
+      if (await this.metadata.changeDirLater(dir, [name], removeEntry)) {
+        if (this.metadata.cancelUnsent(entry.ino)) this.#writeBack.changed();
+        else this.#writeBack.afterEntries(() => this.#dropLink(entry.ino));
+        return;
+      }
+    }
+    await this.#settled();
+    await this.metadata.changeDir(dir, [name], removeEntry);
     await this.#dropLink(entry.ino);
   }
 
@@ -440,6 +563,7 @@ export class FileSystem {
   }
 
   async rmdir(path: string): Promise<void> {
+    await this.#settled();
     const { dir, name, entry } = await this.#entry(path);
     if (entry.type !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     await this.#killDir(entry.ino, path);
@@ -465,6 +589,7 @@ export class FileSystem {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    await this.#settled();
     const src = await this.#entry(from);
     const { parent, name: toName } = parentAndName(to);
     const toDir = await this.#resolveDir(parent);
@@ -555,7 +680,9 @@ export class FileSystem {
     const ino = await this.resolve(path);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    const entries = (await this.metadata.list(ino)).filter(([name]) => !isHidden(name));
+    const known = this.metadata.knownEntries(ino);
+    if (!known) await this.#settled();
+    const entries = (known ?? (await this.metadata.list(ino))).filter(([name]) => !isHidden(name));
     const key = '/' + splitPath(path).join('/');
     this.#listings.delete(key);
     this.#listings.set(key, { atMs: Date.now(), position: new Map(entries.map(([name], i) => [name, i])), inos: entries.map(([, e]) => e.ino), prefetchedTo: 0 });
@@ -590,6 +717,8 @@ export class FileSystem {
   }
 
   async fsync(fd: number): Promise<void> {
+    // Durable means the file's name too: whatever this mount holds back goes first.
+    await this.#settled();
     await this.#files.flush(fd);
   }
 
@@ -608,6 +737,7 @@ export class FileSystem {
   }
 
   async #truncateIno(ino: number, size: number): Promise<void> {
+    await this.#settled();
     if (size < 0 || size > fileSizeMax) throw new FsError(size < 0 ? 'EINVAL' : 'EFBIG', `bad size ${size}`);
     const inode = await this.metadata.inode(ino);
     if (typeOf(inode.mode) === 'dir') throw new FsError('EISDIR', 'cannot truncate a directory');
@@ -634,6 +764,7 @@ export class FileSystem {
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     checkXattrNamespace(name);
+    await this.#settled();
     const ino = await this.resolve(path);
     if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'xattr names are 1-255 bytes');
     if (value.length > 64 * 1024) throw new FsError('ERANGE', 'xattr values are at most 64 KiB');
@@ -651,6 +782,7 @@ export class FileSystem {
       await this.resolve(path);
       throw new FsError('ENODATA', `no xattr ${name}`);
     }
+    await this.#settled();
     const ino = await this.resolve(path);
     // All of them in one read: a missing xattr must be ENODATA, not the ENOENT of a missing inode.
     const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);
@@ -660,6 +792,7 @@ export class FileSystem {
   }
 
   async listxattr(path: string): Promise<string[]> {
+    await this.#settled();
     const ino = await this.resolve(path);
     const reply = await this.metadata.execute(ino, [{ kind: Kind.KIND_GETXATTRS }]);
     return (reply.results[0]?.entries ?? []).map((e) => e.key ?? '').filter((k) => k.startsWith(xattrPrefix)).map((k) => k.slice(xattrPrefix.length));

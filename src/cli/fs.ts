@@ -57,7 +57,7 @@ export function registerFsCommands(program: Command): void {
       await client.start();
       let mount;
       try {
-        const filesystem = await FileSystem.open(client, name, { live: true, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+        const filesystem = await FileSystem.open(client, name, { live: true, writeBack: true, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, logger });
         mount = await mountFileSystem(filesystem, path, { options: o.options ? [o.options] : [], debug: o.debug ?? false, timeoutMs: mountOpTimeoutMs + 5000, logger });
       } catch (error) {
         await client.stop();

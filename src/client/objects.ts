@@ -290,7 +290,7 @@ export class ObjectClient implements Startable {
     object: string,
     onNotify: (notification: { payload: Buffer; notifier: string }) => Buffer | void | Promise<Buffer | void>,
     onError: (error: StorageError) => void = () => {},
-  ): Promise<{ stop(): Promise<void> }> {
+  ): Promise<{ watcher: string; stop(): Promise<void> }> {
     const watcher = `${this.clientName}/${randomBytes(4).toString('hex')}`;
     const register = () => this.#objectRequest('watch', poolName, object, (base) => osdCodecs.watchRequest.encode({ ...base, watcher }));
     await register();
@@ -314,6 +314,7 @@ export class ObjectClient implements Startable {
     };
     void loop();
     return {
+      watcher,
       stop: async () => {
         stopped = true;
         await this.#objectRequest('watch', poolName, object, (base) => osdCodecs.watchRequest.encode({ ...base, watcher, unwatch: true })).catch(() => {});

@@ -264,3 +264,50 @@ test('unlinking an empty file removes its inode in one guarded op; a link anothe
     assert.ok(await gone(linked), 'removed with its last link');
     assert.deepEqual((await checkFileSystem(client, 'unlinks', { repair: false, graceMs: 0 })).problems, []);
   }));
+
+test('a mount alone writes its metadata back; fsync and the next client to open wait for all of it', { skip }, () =>
+  withClient(async (client) => {
+    await createFileSystem(client, 'wb');
+    const meta = metaPoolName('wb');
+    const inCluster = async (dirIno: number, name: string) => (await client.omapList(meta, inodeObject(dirIno), { prefix: name, limit: 10 })).entries.some(([key]) => key === name);
+    const a = await FileSystem.open(client, 'wb', { live: true, writeBack: true });
+    let b: FileSystem | undefined;
+    try {
+      assert.ok(a.writesBack, 'the only client writes back');
+      await a.mkdir('/d', 0o755);
+      const d = await a.resolve('/d');
+      for (let i = 0; i < 300; i++) await a.release(await a.create(`/d/f${i}`, 0o644));
+
+      // fsync: the file's name is in the cluster when it returns.
+      const fd = await a.create('/d/synced', 0o644);
+      await a.fsync(fd);
+      assert.ok(await inCluster(d, 'synced'), 'fsync waits for the write-back of the name');
+      await a.release(fd);
+
+      // A burst answered from the view: creates, a time set on a file not written yet, unlinks (some of files that
+      // never reached the cluster).
+      await Promise.all([
+        ...Array.from({ length: 40 }, (_, i) => a.create(`/d/g${i}`, 0o644).then((h) => a.release(h))),
+        ...Array.from({ length: 100 }, (_, i) => a.unlink(`/d/f${i}`)),
+      ]);
+      await a.utimens('/d/g0', 1_000_000, 2_000_000);
+      await Promise.all(Array.from({ length: 10 }, (_, i) => a.unlink(`/d/g${30 + i}`)));
+      assert.ok(a.pendingChanges > 0, 'changes are held back when the next client comes');
+
+      // The next client's open makes the mount write everything first: it sees the whole burst at once.
+      b = await FileSystem.open(client, 'wb', { cacheTtlMs: 0 });
+      assert.equal(a.writesBack, false, 'a mount that is not alone any more writes through');
+      assert.equal(a.pendingChanges, 0);
+      const expected = ['synced', ...Array.from({ length: 200 }, (_, i) => `f${i + 100}`), ...Array.from({ length: 30 }, (_, i) => `g${i}`)].sort();
+      assert.deepEqual((await b.readdir('/d')).sort(), expected);
+      assert.equal((await b.getattr('/d/g0')).mtime.getTime(), 2_000_000, 'the time set before the inode was written is in it');
+      assert.deepEqual((await checkFileSystem(client, 'wb', { repair: false, graceMs: 0 })).problems, [], 'unlinked inodes are gone, no entry points nowhere');
+
+      // Not alone: a change is in the cluster when it returns.
+      await a.release(await a.create('/d/late', 0o644));
+      assert.ok(await inCluster(d, 'late'));
+    } finally {
+      await b?.close();
+      await a.close();
+    }
+  }));
