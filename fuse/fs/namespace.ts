@@ -116,6 +116,7 @@ export class FileSystem {
   /** Names this opening of the filesystem in joins (two may share one client). */
   readonly #id = randomBytes(6).toString('hex');
   readonly #writeBack: WriteBack;
+  readonly #logger: Logger | undefined;
   /** Joins of other clients seen (a solo check that saw none during its round trip may go solo). */
   #joinsSeen = 0;
   #soloTimer: NodeJS.Timeout | undefined;
@@ -132,6 +133,7 @@ export class FileSystem {
     this.locks = new LockTable(client, this.#meta);
     this.#files = new OpenFiles(this.data, this.metadata);
     this.#writeBack = new WriteBack(this.metadata, options.logger);
+    this.#logger = options.logger;
     this.#uid = options.uid ?? 0;
     this.#gid = options.gid ?? 0;
   }
@@ -145,10 +147,10 @@ export class FileSystem {
         superObject,
         async ({ payload }) => {
           const [kind, id] = payload.toString().split(' ');
-          if (kind === 'join' && id !== fs.#id && options.writeBack) await fs.#notAlone();
+          if (kind === 'join' && id !== fs.#id && options.writeBack) await fs.#notAlone('another client opened the filesystem');
           return Buffer.from('alive');
         },
-        () => void (options.writeBack && fs.#notAlone()),
+        (error) => void (options.writeBack && fs.#notAlone(`the watch on the superblock was interrupted (${error.message})`)),
       );
     }
     // Whoever opens the filesystem tells the live mounts, which stop writing back (and write what they hold)
@@ -158,6 +160,7 @@ export class FileSystem {
     if (options.live && options.writeBack) {
       if (others.length === 0) fs.#goSolo();
       else fs.#checkSoloLater();
+      options.logger?.info(others.length === 0 ? 'alone: metadata changes are written back' : 'other clients have the filesystem open: metadata changes are written through', { others });
     }
     if (options.recover !== false) {
       await fs.recoverIntents();
@@ -175,8 +178,9 @@ export class FileSystem {
   }
 
   /** Another client opened the filesystem (or our watch may have missed it): write everything, then go on in step. */
-  async #notAlone(): Promise<void> {
+  async #notAlone(why: string): Promise<void> {
     this.#joinsSeen++;
+    if (this.metadata.solo) this.#logger?.info(`${why}: writing what is held back, then writing through`);
     this.metadata.solo = false;
     await this.#writeBack.drain();
     this.#checkSoloLater();
@@ -192,6 +196,7 @@ export class FileSystem {
         clearInterval(this.#soloTimer);
         this.#soloTimer = undefined;
         this.#goSolo();
+        this.#logger?.info('alone again: metadata changes are written back');
       }, () => {});
     }, soloCheckEveryMs);
     this.#soloTimer.unref();

@@ -7,7 +7,7 @@
  * could; `drain` (fsync, every operation that is not written back, going out of solo mode) waits for all of it.
  */
 import type { Logger } from '../../src/index.js';
-import type { Metadata } from './metadata.js';
+import type { Metadata, PendingRound } from './metadata.js';
 
 /** Requests of one kind in flight at once in a round. */
 const parallelMax = 32;
@@ -35,6 +35,8 @@ export class WriteBack {
   #running: Promise<void> | undefined;
   /** Ends the gathering wait of the next round at once. */
   #wake: (() => void) | undefined;
+  /** Settles when the round in flight has been written. */
+  #roundDone: Promise<void> = Promise.resolve();
 
   constructor(metadata: Metadata, logger?: Logger) {
     this.#metadata = metadata;
@@ -56,7 +58,9 @@ export class WriteBack {
   async room(): Promise<void> {
     while (this.#metadata.backlog >= backlogMax && this.#running) {
       this.#wake?.();
-      await this.#running;
+      await this.#roundDone;
+      // The round that takes what waits may only start on the next turn.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -82,22 +86,34 @@ export class WriteBack {
       const round = this.#metadata.takePending();
       const after = this.#after.splice(0);
       if (round.inodes.length === 0 && round.dirs.size === 0 && after.length === 0) return;
-      const failed = new Set<number>();
-      await inParallel(round.inodes, async (ino) => {
-        await this.#metadata.sendCreate(ino).catch((error: unknown) => {
-          failed.add(ino);
-          this.#logger?.error('a created inode could not be written; its entry is dropped', { ino, error: String(error) });
-        });
-      });
-      await inParallel([...round.dirs], async ([dir, pending]) => {
-        await this.#metadata.sendDir(dir, pending, failed).catch((error: unknown) => {
-          this.#logger?.error('directory changes could not be written', { dir, names: [...pending.names.keys()].slice(0, 10), error: String(error) });
-        });
-      });
-      for (const ino of failed) this.#metadata.cancelUnsent(ino);
-      await inParallel(after, async (task) => {
-        await task().catch((error: unknown) => this.#logger?.warn('removing an unlinked inode failed (fs check removes it)', { error: String(error) }));
-      });
+      let done = () => {};
+      this.#roundDone = new Promise((resolve) => (done = resolve));
+      try {
+        await this.#write(round, after);
+      } finally {
+        done();
+      }
     }
+  }
+
+  async #write(round: PendingRound, after: (() => Promise<void>)[]): Promise<void> {
+    const failed = new Set<number>();
+    await inParallel(round.inodes, async (ino) => {
+      await this.#metadata.sendCreate(ino).catch((error: unknown) => {
+        failed.add(ino);
+        this.#logger?.error('a created inode could not be written; its entry is dropped', { ino, error: String(error) });
+      });
+    });
+    await inParallel([...round.dirs], async ([dir, pending]) => {
+      await this.#metadata.sendDir(dir, pending, failed).catch((error: unknown) => {
+        this.#logger?.error('directory changes could not be written', { dir, names: [...pending.names.keys()].slice(0, 10), error: String(error) });
+        // The view holds changes the cluster does not: read the directory again.
+        this.#metadata.invalidate(dir);
+      });
+    });
+    for (const ino of failed) this.#metadata.cancelUnsent(ino);
+    await inParallel(after, async (task) => {
+      await task().catch((error: unknown) => this.#logger?.warn('removing an unlinked inode failed (fs check removes it)', { error: String(error) }));
+    });
   }
 }

@@ -295,10 +295,13 @@ export class ObjectClient implements Startable {
     const register = () => this.#objectRequest('watch', poolName, object, (base) => osdCodecs.watchRequest.encode({ ...base, watcher }));
     await register();
     let stopped = false;
+    // A poll answers empty after waitMs: well inside the op timeout, or an idle watch would time out and be
+    // registered again (telling the watcher it may have missed notifications) every time.
+    const pollWaitMs = Math.min(10_000, Math.floor(this.#opTimeoutMs / 2));
     const loop = async () => {
       while (!stopped) {
         try {
-          const reply = await this.#objectRequest('watch-poll', poolName, object, (base) => osdCodecs.watchPollRequest.encode({ ...base, watcher, waitMs: 10_000 }));
+          const reply = await this.#objectRequest('watch-poll', poolName, object, (base) => osdCodecs.watchPollRequest.encode({ ...base, watcher, waitMs: pollWaitMs }));
           for (const n of osdCodecs.watchPollReply.decode(reply.header).notifications ?? []) {
             const answer = (await onNotify({ payload: Buffer.from(n.payload ?? new Uint8Array()), notifier: n.notifier ?? '' })) ?? Buffer.alloc(0);
             await this.#objectRequest('notify-ack', poolName, object, (base) => osdCodecs.notifyAckRequest.encode({ ...base, watcher, notifyId: n.notifyId ?? 0, reply: answer }));
