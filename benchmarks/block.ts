@@ -9,12 +9,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ObjectClient, clusterConfigToText, dataObject, defaultMonitorSettings, defaultTimeouts, parseClusterConfig } from '../src/index.js';
-import { freePortPair } from './lib/ports.js';
+import { freePort } from './lib/ports.js';
 import { percentile, warmedLoop } from './lib/stats.js';
 import { cpuOf, record } from './lib/results.js';
 import type { CpuUse } from './lib/cpu.js';
@@ -69,16 +68,6 @@ function fio(args: string[], phase: Phase): Figures {
   return { iops: side.iops, mibps: side.bw_bytes / 2 ** 20, p99Ms: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1e6, ...(cpu ? { cpu } : {}) };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 function line(name: string, f: Figures): string {
   return `${name.padEnd(24)} ${f.iops.toFixed(0).padStart(7)} IOPS  ${f.mibps.toFixed(1).padStart(7)} MiB/s  p99 ${f.p99Ms.toFixed(1).padStart(6)} ms`;
 }
@@ -89,12 +78,13 @@ export async function run(): Promise<void> {
     return;
   }
   const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-block-'));
-  const [monPort, osdPort] = await freePortPair();
+  // OSDs take any free port: a fixed base could meet a port the OS lent to an outgoing connection.
+  const monPort = await freePort();
   const nbdPort = await freePort();
   const conf = join(dir, 'shoal.conf');
   writeFileSync(conf, clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000007', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
   const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-s3', '--nbd-port', String(nbdPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--no-s3', '--nbd-port', String(nbdPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout.on('data', (d: Buffer) => (output += d.toString()));
   try {

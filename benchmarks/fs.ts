@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
-import { freePortPair } from './lib/ports.js';
+import { freePort } from './lib/ports.js';
 import { cpuOf, record } from './lib/results.js';
 import type { CpuUse } from './lib/cpu.js';
 import { runFio } from './lib/fio.js';
@@ -83,12 +83,13 @@ export async function run(): Promise<void> {
   const cephMount = cephMountAt >= 0 ? process.argv[cephMountAt + 1] : process.env['SHOAL_BENCH_CEPH_MOUNT'] || undefined;
   if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (apt-get install fio)');
   const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-fs-'));
-  const [monPort, osdPort] = await freePortPair();
+  // OSDs take any free port: a fixed base could meet a port the OS lent to an outgoing connection.
+  const monPort = await freePort();
   writeFileSync(join(dir, 'shoal.conf'), clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000008', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
   const mnt = join(dir, 'mnt');
   mkdirSync(mnt);
   const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--no-s3', '--mount', mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--no-s3', '--mount', mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise((resolve) => up.once('exit', resolve));

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from '../src/index.js';
 import { runS3Load, type S3PhaseResult } from './lib/s3-load.js';
-import { freePortPair } from './lib/ports.js';
+import { freePort } from './lib/ports.js';
 import { cpuOf, record } from './lib/results.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
@@ -32,11 +32,12 @@ function figure(r: S3PhaseResult, unit: 'ops/s' | 'MB/s'): number {
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), 'shoal-bench-s3-'));
-  const [monPort, osdPort] = await freePortPair();
-  const [s3Port] = await freePortPair();
+  // OSDs take any free port: a fixed base could meet a port the OS lent to an outgoing connection.
+  const monPort = await freePort();
+  const s3Port = await freePort();
   writeFileSync(join(dir, 'shoal.conf'), clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000002', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
   const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', String(osdPort), '--s3-port', String(s3Port), '--no-pool', '--no-nbd'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawn(process.execPath, [...process.execArgv, cli, 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--s3-port', String(s3Port), '--no-pool', '--no-nbd'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise((r) => up.once('exit', r));

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts, parseClusterConfig, type ClusterConfig, type Timeouts } from '../../src/index.js';
-import { freePortPair } from './ports.js';
+import { freePort } from './ports.js';
 
 export interface BenchCluster {
   dir: string;
@@ -17,7 +17,8 @@ export interface BenchCluster {
 
 export async function startBenchCluster(name: string, options: { osds: number; upArgs?: string[]; timeouts?: Partial<Timeouts> }): Promise<BenchCluster> {
   const dir = mkdtempSync(join(process.env['SHOAL_BENCH_DIR'] ?? tmpdir(), `shoal-bench-${name}-`));
-  const [monPort, osdPort] = await freePortPair();
+  // OSDs take any free port: a fixed base could meet a port the OS lent to an outgoing connection.
+  const monPort = await freePort();
   const confPath = join(dir, 'shoal.conf');
   writeFileSync(
     confPath,
@@ -29,7 +30,7 @@ export async function startBenchCluster(name: string, options: { osds: number; u
     }),
   );
   const cli = new URL('../../src/cli/main.js', import.meta.url).pathname;
-  const args = ['up', '--dir', dir, '--osds', String(options.osds), '--osd-port', String(osdPort), '--no-pool', '--no-s3', '--no-nbd', ...(options.upArgs ?? [])];
+  const args = ['up', '--dir', dir, '--osds', String(options.osds), '--osd-port', '0', '--no-pool', '--no-s3', '--no-nbd', ...(options.upArgs ?? [])];
   const up: ChildProcess = spawn(process.execPath, [...process.execArgv, cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   up.stdout?.on('data', (d: Buffer) => (output += d.toString()));

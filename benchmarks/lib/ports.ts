@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 
-async function freePort(): Promise<number> {
+/** A port free now (the OS picks it from its ephemeral range). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
@@ -10,9 +11,4 @@ async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** A free port for a monitor and a base port for OSDs (the next few ports assumed free, away from common ranges). */
-export async function freePortPair(): Promise<[number, number]> {
-  return [await freePort(), 30_000 + ((await freePort()) % 20_000)];
 }
