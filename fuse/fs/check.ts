@@ -12,6 +12,7 @@ import { decodeDentry, decodeInode, decodeIntent, typeOf, type Dentry, type Inod
 import { parseDataObject, parseInodeObject, rootIno, superObject } from './layout.js';
 import { isNotFound } from './metadata.js';
 import { FileSystem, intentGraceMs } from './namespace.js';
+import { inParallel } from './parallel.js';
 import { metaPoolName } from './superblock.js';
 
 const Kind = wire.ObjectOp.Kind;
@@ -51,10 +52,6 @@ async function omapAll(client: ObjectClient, pool: string, object: string, prefi
   }
 }
 
-async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += 32) await Promise.all(items.slice(i, i + 32).map(fn));
-}
-
 export async function checkFileSystem(client: ObjectClient, name: string, options: { repair: boolean; graceMs?: number }): Promise<CheckReport> {
   // Live (announced), so a mount that writes back writes what it holds first and stays in step while this runs.
   const fs = await FileSystem.open(client, name, { cacheTtlMs: 0, recover: false, live: true, writeBack: false });
@@ -87,7 +84,7 @@ async function check(client: ObjectClient, fs: FileSystem, name: string, options
     inodes.clear();
     entries.clear();
     const names = (await listAll(client, meta)).map(parseInodeObject).filter((n): n is number => n !== undefined);
-    await inBatches(names, async (ino) => {
+    await inParallel(names, 32, async (ino) => {
       try {
         const inode = decodeInode(await client.getXattr(meta, `i.${ino.toString(16)}`, 'a'));
         inodes.set(ino, inode);

@@ -6,6 +6,7 @@
 import type { ObjectClient } from '../../src/index.js';
 import { dataObject, extents } from './layout.js';
 import { isNotFound } from './metadata.js';
+import { inParallel } from './parallel.js';
 
 /** Concurrent object requests one file operation may have in flight. */
 const parallelMax = 16;
@@ -18,10 +19,6 @@ export function parseObjectKey(key: string): number | undefined {
   if (!key.startsWith('o.')) return undefined;
   const n = parseInt(key.slice(2), 16);
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-}
-
-async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += parallelMax) await Promise.all(items.slice(i, i + parallelMax).map(fn));
 }
 
 export class FileData {
@@ -39,7 +36,7 @@ export class FileData {
   async read(ino: number, size: number, offset: number, length: number, target: Buffer): Promise<number> {
     const n = Math.max(0, Math.min(length, size - offset));
     if (n === 0) return 0;
-    await inBatches(extents(offset, n, this.objectSize), async (e) => {
+    await inParallel(extents(offset, n, this.objectSize), parallelMax, async (e) => {
       let got: Buffer = Buffer.alloc(0);
       try {
         got = await this.#client.get(this.pool, dataObject(ino, e.index), { offset: e.offset, length: e.length });
@@ -65,7 +62,7 @@ export class FileData {
   /** Writes `data` at `offset`; returns the indices of the objects it touched. */
   async write(ino: number, offset: number, data: Buffer): Promise<number[]> {
     const pieces = extents(offset, data.length, this.objectSize);
-    await inBatches(pieces, async (e) => {
+    await inParallel(pieces, parallelMax, async (e) => {
       await this.#client.write(this.pool, dataObject(ino, e.index), e.offset, data.subarray(e.bufferOffset, e.bufferOffset + e.length));
     });
     return pieces.map((e) => e.index);
@@ -75,7 +72,7 @@ export class FileData {
   async truncate(ino: number, size: number, indices: number[]): Promise<number[]> {
     const keep = size === 0 ? -1 : Math.floor((size - 1) / this.objectSize);
     const removed = indices.filter((i) => i > keep);
-    await inBatches(removed, (i) => this.#removeObject(ino, i));
+    await inParallel(removed, parallelMax, (i) => this.#removeObject(ino, i));
     if (keep >= 0 && indices.includes(keep)) {
       await this.#client.truncate(this.pool, dataObject(ino, keep), size - keep * this.objectSize).catch((error: unknown) => {
         if (!isNotFound(error)) throw error;
@@ -85,7 +82,7 @@ export class FileData {
   }
 
   async removeAll(ino: number, indices: number[]): Promise<void> {
-    await inBatches(indices, (i) => this.#removeObject(ino, i));
+    await inParallel(indices, parallelMax, (i) => this.#removeObject(ino, i));
   }
 
   async #removeObject(ino: number, index: number): Promise<void> {

@@ -74,6 +74,22 @@ export interface DirChange<T> {
   result: T;
 }
 
+/** What `change` decides for directory `dir` from the cached view `c` of `names` (refused for a non-directory or a dead one). */
+function decideDirChange<T>(dir: number, c: CachedInode, names: string[], change: (inode: Inode, entries: Map<string, Dentry | undefined>) => DirChange<T>): DirChange<T> {
+  if ((c.inode.mode & 0o170000) !== 0o040000) throw new FsError('ENOTDIR', `inode ${dir} is not a directory`);
+  if (c.inode.dead) throw new FsError('ENOENT', `directory ${dir} was removed`);
+  return change({ ...c.inode }, new Map(names.map((n) => [n, c.entries.get(n) ?? undefined])));
+}
+
+/** One atomic directory change: guarded by the attributes it was decided at, entries, then the new attributes. */
+function dirChangeOps(expected: Uint8Array | null | undefined, remove: string[], set: [string, Dentry][], next: Buffer): Op[] {
+  const ops: Op[] = [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: expected }];
+  if (remove.length) ops.push({ kind: Kind.KIND_OMAP_RM, keys: remove });
+  if (set.length) ops.push({ kind: Kind.KIND_OMAP_SET, entries: set.map(([key, entry]) => ({ key, value: encodeDentry(entry) })) });
+  ops.push({ kind: Kind.KIND_SETXATTR, name: attrXattr, value: next });
+  return ops;
+}
+
 export class Metadata {
   readonly pool: string;
   readonly #client: ObjectClient;
@@ -245,16 +261,22 @@ export class Metadata {
 
   /** Creates a new inode object (exclusive: an existing one is ALREADY_EXISTS). */
   async create(inode: Inode, xattrs: [string, Buffer][] = []): Promise<void> {
+    const raw = await this.#writeNew(inode, xattrs);
+    const c = this.#remember(inode.ino, raw, inode);
+    c.entries.clear();
+    // A new directory is empty, and this mount knows it.
+    c.complete = (inode.mode & 0o170000) === 0o040000;
+  }
+
+  /** Writes a new inode object (exclusive: an existing one is ALREADY_EXISTS); the attribute bytes written. */
+  async #writeNew(inode: Inode, xattrs: [string, Buffer][] = []): Promise<Buffer> {
     const raw = encodeInode(inode);
     await this.#client.execute(this.pool, inodeObject(inode.ino), [
       { kind: Kind.KIND_CREATE },
       { kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw },
       ...xattrs.map(([name, value]) => ({ kind: Kind.KIND_SETXATTR, name, value })),
     ]);
-    const c = this.#remember(inode.ino, raw, inode);
-    c.entries.clear();
-    // A new directory is empty, and this mount knows it.
-    c.complete = (inode.mode & 0o170000) === 0o040000;
+    return raw;
   }
 
   /**
@@ -345,18 +367,11 @@ export class Metadata {
       let c = this.#fresh(dir);
       if (!c || names.some((n) => !c?.entries.has(n))) c = await this.#load(dir, names);
       for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
-        if ((c.inode.mode & 0o170000) !== 0o040000) throw new FsError('ENOTDIR', `inode ${dir} is not a directory`);
-        if (c.inode.dead) throw new FsError('ENOENT', `directory ${dir} was removed`);
-        const view = new Map<string, Dentry | undefined>(names.map((n) => [n, c?.entries.get(n) ?? undefined]));
-        const decided = change({ ...c.inode }, view);
+        const decided = decideDirChange(dir, c, names, change);
         const inode = { ...decided.inode, gen: c.inode.gen + 1 };
         const raw = encodeInode(inode);
-        const ops: Op[] = [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: c.raw }];
-        if (decided.remove?.length) ops.push({ kind: Kind.KIND_OMAP_RM, keys: decided.remove });
-        if (decided.set?.length) ops.push({ kind: Kind.KIND_OMAP_SET, entries: decided.set.map(([key, entry]) => ({ key, value: encodeDentry(entry) })) });
-        ops.push({ kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw });
         try {
-          await this.#execute(dir, ops);
+          await this.#execute(dir, dirChangeOps(c.raw, decided.remove ?? [], decided.set ?? [], raw));
           // The change applied on top of exactly what was cached: what was known stays known.
           const { entries, complete } = c;
           for (const name of decided.remove ?? []) entries.set(name, null);
@@ -411,11 +426,8 @@ export class Metadata {
     // No await from here on: the view, the decision and the recorded change are one step. A mount that stopped
     // being alone meanwhile changes the cluster itself (undefined: the caller does).
     if (!this.solo) return undefined;
-    if ((c.inode.mode & 0o170000) !== 0o040000) throw new FsError('ENOTDIR', `inode ${dir} is not a directory`);
-    if (c.inode.dead) throw new FsError('ENOENT', `directory ${dir} was removed`);
-    const view = new Map<string, Dentry | undefined>(names.map((n) => [n, c?.entries.get(n) ?? undefined]));
     const before = c.inode;
-    const decided = change({ ...before }, view);
+    const decided = decideDirChange(dir, c, names, change);
     first?.();
     const inode = { ...decided.inode, gen: before.gen };
     const unsent = this.#unsent.get(dir);
@@ -475,8 +487,7 @@ export class Metadata {
     this.#unsent.delete(ino);
     this.#sending.add(ino);
     try {
-      const raw = encodeInode(inode);
-      await this.#client.execute(this.pool, inodeObject(ino), [{ kind: Kind.KIND_CREATE }, { kind: Kind.KIND_SETXATTR, name: attrXattr, value: raw }]);
+      const raw = await this.#writeNew(inode);
       const c = this.#cache.get(ino);
       if (c) c.raw = raw;
     } catch (error) {
@@ -508,12 +519,8 @@ export class Metadata {
           const next = encodeInode(inode);
           const removed = [...pending.names].filter(([, e]) => e === null).map(([name]) => name);
           const set = [...pending.names].filter((e): e is [string, Dentry] => e[1] !== null);
-          const ops: Op[] = [{ kind: Kind.KIND_CMPXATTR, name: attrXattr, value: raw }];
-          if (removed.length) ops.push({ kind: Kind.KIND_OMAP_RM, keys: removed });
-          if (set.length) ops.push({ kind: Kind.KIND_OMAP_SET, entries: set.map(([key, entry]) => ({ key, value: encodeDentry(entry) })) });
-          ops.push({ kind: Kind.KIND_SETXATTR, name: attrXattr, value: next });
           try {
-            await this.#execute(dir, ops);
+            await this.#execute(dir, dirChangeOps(raw, removed, set, next));
             const now = this.#cache.get(dir);
             if (now) {
               now.raw = next;

@@ -155,8 +155,7 @@ export class FileSystem {
     }
     // Whoever opens the filesystem tells the live mounts, which stop writing back (and write what they hold)
     // before they answer; a live mount that hears nobody else answer is alone.
-    const { acks, timeouts } = await client.notify(fs.#meta, superObject, Buffer.from(`join ${fs.#id}`), 5000);
-    const others = [...acks.keys(), ...timeouts].filter((watcher) => watcher !== fs.#liveness?.watcher);
+    const others = await fs.#othersAnswering(`join ${fs.#id}`, 5000);
     if (options.live && options.writeBack) {
       if (others.length === 0) fs.#goSolo();
       else fs.#checkSoloLater();
@@ -186,12 +185,17 @@ export class FileSystem {
     this.#checkSoloLater();
   }
 
+  /** Notifies the superblock's watchers: those other than this one's that answered or did not answer in time. */
+  async #othersAnswering(payload: string, timeoutMs: number): Promise<string[]> {
+    const { acks, timeouts } = await this.#client.notify(this.#meta, superObject, Buffer.from(payload), timeoutMs);
+    return [...acks.keys(), ...timeouts].filter((watcher) => watcher !== this.#liveness?.watcher);
+  }
+
   #checkSoloLater(): void {
     if (this.#soloTimer || !this.#liveness) return;
     this.#soloTimer = setInterval(() => {
       const joins = this.#joinsSeen;
-      void this.#client.notify(this.#meta, superObject, Buffer.from('ping'), soloCheckEveryMs).then(({ acks, timeouts }) => {
-        const others = [...acks.keys(), ...timeouts].filter((watcher) => watcher !== this.#liveness?.watcher);
+      void this.#othersAnswering('ping', soloCheckEveryMs).then((others) => {
         if (others.length > 0 || joins !== this.#joinsSeen || !this.#liveness || this.metadata.solo) return;
         clearInterval(this.#soloTimer);
         this.#soloTimer = undefined;
@@ -204,7 +208,7 @@ export class FileSystem {
 
   /** Every metadata change of this mount written back so far is in the cluster. */
   async #settled(): Promise<void> {
-    if (!this.#writeBack.idle) await this.#writeBack.drain();
+    await this.#writeBack.drain();
   }
 
   /** Whether this mount writes its changes back (alone) rather than to the cluster before answering. */
@@ -388,7 +392,6 @@ export class FileSystem {
   async #createNode(path: string, mode: number, target = ''): Promise<number> {
     const { parent, name } = parentAndName(path);
     if (this.metadata.solo) await this.#writeBack.room();
-    else await this.#settled();
     const dir = await this.#resolveDir(parent);
     const existing = await this.metadata.lookup(dir, name);
     if (existing) throw new FsError('EEXIST', `${path} exists`);
@@ -405,8 +408,8 @@ export class FileSystem {
         this.#writeBack.changed();
         return ino;
       }
-      await this.#settled();
     }
+    await this.#settled();
     await this.metadata.create(inode);
     try {
       await this.metadata.changeDir(dir, [name], addEntry);
@@ -519,7 +522,6 @@ export class FileSystem {
   }
 
   async unlink(path: string): Promise<void> {
-    if (!this.metadata.solo) await this.#settled();
     const { dir, name, entry } = await this.#entry(path);
     if (entry.type === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     const now = Date.now();

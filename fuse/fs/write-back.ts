@@ -8,6 +8,7 @@
  */
 import type { Logger } from '../../src/index.js';
 import type { Metadata, PendingRound } from './metadata.js';
+import { inParallel } from './parallel.js';
 
 /** Requests of one kind in flight at once in a round. */
 const parallelMax = 32;
@@ -18,14 +19,6 @@ const backlogMax = 4096;
  * changes which follow a create (touch's utimens, a chmod) find the inode not written yet and change it in place.
  */
 const gatherMs = 10;
-
-async function inParallel<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(parallelMax, items.length) }, worker));
-}
 
 export class WriteBack {
   readonly #metadata: Metadata;
@@ -72,10 +65,6 @@ export class WriteBack {
     }
   }
 
-  get idle(): boolean {
-    return this.#running === undefined;
-  }
-
   async #loop(): Promise<void> {
     for (;;) {
       await new Promise<void>((resolve) => {
@@ -98,13 +87,13 @@ export class WriteBack {
 
   async #write(round: PendingRound, after: (() => Promise<void>)[]): Promise<void> {
     const failed = new Set<number>();
-    await inParallel(round.inodes, async (ino) => {
+    await inParallel(round.inodes, parallelMax, async (ino) => {
       await this.#metadata.sendCreate(ino).catch((error: unknown) => {
         failed.add(ino);
         this.#logger?.error('a created inode could not be written; its entry is dropped', { ino, error: String(error) });
       });
     });
-    await inParallel([...round.dirs], async ([dir, pending]) => {
+    await inParallel([...round.dirs], parallelMax, async ([dir, pending]) => {
       await this.#metadata.sendDir(dir, pending, failed).catch((error: unknown) => {
         this.#logger?.error('directory changes could not be written', { dir, names: [...pending.names.keys()].slice(0, 10), error: String(error) });
         // The view holds changes the cluster does not: read the directory again.
@@ -112,7 +101,7 @@ export class WriteBack {
       });
     });
     for (const ino of failed) this.#metadata.cancelUnsent(ino);
-    await inParallel(after, async (task) => {
+    await inParallel(after, parallelMax, async (task) => {
       await task().catch((error: unknown) => this.#logger?.warn('removing an unlinked inode failed (fs check removes it)', { error: String(error) }));
     });
   }
