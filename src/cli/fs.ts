@@ -76,7 +76,8 @@ export function registerFsCommands(program: Command): void {
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
-      print(`filesystem ${name} unmounted from ${path}`);
+      const r = active.requests();
+      print(`filesystem ${name} unmounted from ${path} (${r.reads} read requests of up to ${r.largestRead} bytes, ${r.writes} write requests of up to ${r.largestWrite} bytes)`);
     });
 }
 

@@ -75,6 +75,29 @@ test('two mounts in two processes: changes within 1 s, close-to-open data, flock
   await new Promise((resolve) => holder.once('exit', resolve));
 });
 
+test("direct I/O of 1 MiB reaches the filesystem as 1 MiB requests (past libfuse2's own 128 KiB)", { skip }, async () => {
+  const m3 = join(cluster.dir, 'mnt3');
+  const mount = await cluster.extraMount(m3);
+  const data = randomBytes(4 * 1024 * 1024);
+  const source = join(cluster.dir, 'direct-source');
+  fs.writeFileSync(source, data);
+  const dd = (args: string[]) => {
+    const r = spawnSync('dd', [...args, 'bs=1M', 'status=none'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `dd ${args.join(' ')}: ${r.stderr}`);
+  };
+  dd([`if=${source}`, `of=${join(m3, 'direct')}`, 'oflag=direct']);
+  dd([`if=${join(m3, 'direct')}`, `of=${join(cluster.dir, 'direct-back')}`, 'iflag=direct']);
+  assert.deepEqual(fs.readFileSync(join(cluster.dir, 'direct-back')), data);
+  await mount.stop();
+  const line = /unmounted from .* \((\d+) read requests of up to (\d+) bytes, (\d+) write requests of up to (\d+) bytes\)/.exec(mount.log());
+  assert.ok(line, `no request counts in the mount's log:\n${mount.log()}`);
+  const [, reads, largestRead, writes, largestWrite] = line.map(Number);
+  process.stdout.write(`# mount 3 served ${reads} reads of up to ${largestRead} bytes and ${writes} writes of up to ${largestWrite} bytes\n`);
+  assert.equal(largestWrite, 1024 * 1024, 'a 1 MiB O_DIRECT write was split');
+  assert.equal(largestRead, 1024 * 1024, 'a 1 MiB O_DIRECT read was split');
+  assert.ok((writes as number) <= 4, `${writes} write requests for 4 MiB`);
+});
+
 test('POSIX (fcntl) byte-range locks are seen across mounts', { skip }, async () => {
   const m2 = join(cluster.dir, 'mnt2');
   fs.writeFileSync(join(m, 'ranges'), Buffer.alloc(1000));

@@ -51,8 +51,8 @@ export interface CommitEnv {
   /** Checksum block size for new data files. */
   readonly blockBytes: number;
   readonly committedNextId: number;
-  /** Deferred writes already copied into their files but not yet retired, by file id. */
-  readonly pendingDeferred: ReadonlyMap<number, readonly number[]>;
+  /** Seqs of the deferred writes already copied into file `fileId` but not yet retired. */
+  deferredSeqsOf(fileId: number): readonly number[];
   /** Files left by failed groups that could not be removed at once. */
   readonly strayFiles: readonly number[];
   /** Files written ahead for this group's `writeFull`s (staging.ts); the ones used are marked. */
@@ -483,7 +483,7 @@ export async function planCommit(ws: WorkingSet, env: CommitEnv): Promise<Commit
   }
 
   for (const fileId of syncedFiles) {
-    for (const seq of env.pendingDeferred.get(fileId) ?? []) {
+    for (const seq of env.deferredSeqsOf(fileId)) {
       plan.retired.push(seq);
       plan.ops.push({ type: 'del', key: keys.deferredWrite(seq) });
     }

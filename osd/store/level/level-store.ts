@@ -583,8 +583,9 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
   }
 
   #env(kv: KvStore, staged: readonly StagedFile[]): CommitEnv {
-    const pending = new Map<number, number[]>();
-    for (const [fileId, records] of this.#pendingDeferred) pending.set(fileId, records.map((r) => r.seq));
+    // Looked up per file synced by the group, not copied: up to deferredRecordsMax records wait, and copying them
+    // for every group cost 2-4 % of an OSD's CPU under 4 KiB overwrites.
+    const pending = this.#pendingDeferred;
     return {
       kv,
       files: this.#files,
@@ -592,7 +593,7 @@ export class LevelStore implements ObjectStore, CorruptibleStore {
       inlineBytesMax: this.#inlineBytesMax,
       blockBytes: this.#blockBytes,
       committedNextId: this.#nextId,
-      pendingDeferred: pending,
+      deferredSeqsOf: (fileId) => (pending.get(fileId) ?? []).map((r) => r.seq),
       strayFiles: this.#strayFiles.slice(),
       staged,
       nextDeferredSeq: () => this.#deferredSeq++,
