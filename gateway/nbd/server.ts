@@ -5,7 +5,7 @@
  * protocol cannot resynchronise after (a bad magic, an oversized payload) closes it.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { StorageError, type Image, type Logger } from '../../src/index.js';
+import { StorageError, TurnCork, type Image, type Logger } from '../../src/index.js';
 import type { ExportHandle, ExportRegistry } from './exports.js';
 import { nbdErrnoFor, optionErrorFor } from './nbd-errors.js';
 import {
@@ -194,9 +194,11 @@ class Connection {
   #inflightBytes = 0;
   #slotWaiters: (() => void)[] = [];
   #closed = false;
+  readonly #cork: TurnCork;
 
   constructor(socket: Socket, exports: ExportRegistry, logger: Logger, inflightMax: number) {
     this.#socket = socket;
+    this.#cork = new TurnCork(socket);
     this.#reader = new SocketReader(socket);
     this.#exports = exports;
     this.#logger = logger;
@@ -205,15 +207,11 @@ class Connection {
     socket.on('error', () => {});
   }
 
+  /** Replies written in one event-loop turn leave together (TurnCork). */
   #send(...buffers: Buffer[]): void {
     if (this.#closed) return;
-    if (buffers.length === 1) {
-      this.#socket.write(buffers[0] as Buffer);
-      return;
-    }
-    this.#socket.cork();
+    this.#cork.hold();
     for (const b of buffers) this.#socket.write(b);
-    this.#socket.uncork();
   }
 
   async run(): Promise<void> {

@@ -14,3 +14,4 @@ export * from './gc.js';
 export * from './wasm.js';
 export * from './buffer-pool.js';
 export * from './concurrency.js';
+export * from './turn-cork.js';

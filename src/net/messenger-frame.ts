@@ -10,7 +10,7 @@
  * straight into that payload's own buffer, so its bytes are copied once (by the kernel) and no chunk is allocated.
  */
 import type { Socket } from 'node:net';
-import { StorageError, bufferPool } from '../common/index.js';
+import { StorageError, TurnCork, bufferPool } from '../common/index.js';
 import {
   decodeFrameHeader,
   decodeFramePrefix,
@@ -245,25 +245,18 @@ export class FrameParser {
  */
 export class FrameWriter {
   readonly #socket: Socket;
-  #corked = false;
-  readonly #uncork = () => {
-    this.#corked = false;
-    this.#socket.uncork();
-  };
+  readonly #cork: TurnCork;
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    this.#cork = new TurnCork(socket);
   }
 
   /** Queues one frame; returns false when the socket's buffer is over its high-water mark (wait for 'drain'). */
   write(header: FrameHeader, payload: Uint8Array | undefined): boolean {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return false;
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      process.nextTick(this.#uncork);
-    }
+    this.#cork.hold();
     // Header and payload go out as separate buffers of one writev: copying even small payloads behind the header
     // measured slower than the extra iovec entry (a fresh allocation per frame, then GC).
     const payloadBytes = payload?.length ?? 0;
