@@ -20,7 +20,7 @@ if (!existsSync(join(dir, 'fuse-native.c'))) {
   process.exit(0);
 }
 // The marker of the current patch; an older one means node_modules was patched by an earlier version of it.
-const marker = 'shoal patch: large requests';
+const marker = 'shoal patch: directory attributes answered in the FUSE thread';
 let source = readFileSync(join(dir, 'fuse-native.c'), 'utf8');
 if (!source.includes(marker) && source.includes('shoal patch')) {
   log('an older patch is applied: reinstalling fuse-native from the lock file');

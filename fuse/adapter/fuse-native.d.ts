@@ -14,6 +14,10 @@ declare module 'fuse-native' {
     constructor(mountPoint: string, ops: Record<string, (...args: never[]) => void>, options?: FuseOptions);
     mount(cb: (error: Error | null) => void): void;
     unmount(cb: (error: Error | null) => void): void;
+    /** Patched: keeps a directory's attributes in the FUSE thread for `ttlMs` (fuse-native.patch). */
+    cacheDirectory(path: string, stat: object, ttlMs: number): void;
+    /** Patched: forgets `path` (and with `descendants` everything under it). */
+    forgetDirectory(path: string, descendants: boolean): void;
     static unmount(mountPoint: string, cb: (error: Error | null) => void): void;
     static [errno: string]: unknown;
   }

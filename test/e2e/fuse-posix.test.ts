@@ -129,6 +129,42 @@ describe('POSIX operations through the kernel', { skip }, () => {
     assert.ok(fs.lstatSync(join(m, 'sym')).isSymbolicLink());
   });
 
+  test("a directory's attributes change at once after each change to it or its entries (the FUSE thread keeps them briefly)", () => {
+    const d = join(m, 'attrs');
+    fs.mkdirSync(d);
+    const pause = () => spawnSync('sleep', ['0.01']);
+    // Each stat right after a change lands within the FUSE thread's 250 ms of the stat before it.
+    fs.statSync(d);
+    fs.chmodSync(d, 0o750);
+    assert.equal(fs.statSync(d).mode & 0o777, 0o750);
+    fs.chownSync(d, 1234, 5678);
+    assert.deepEqual([fs.statSync(d).uid, fs.statSync(d).gid], [1234, 5678]);
+    const dir = fs.statSync(d);
+    pause();
+    fs.writeFileSync(join(d, 'file'), 'x');
+    assert.ok(fs.statSync(d).mtimeMs > dir.mtimeMs, 'creating an entry did not change the directory mtime');
+    fs.mkdirSync(join(d, 'sub'));
+    assert.equal(fs.statSync(d).nlink, dir.nlink + 1);
+    fs.statSync(join(d, 'sub'));
+    fs.utimesSync(join(d, 'sub'), 1_000, 2_000);
+    assert.equal(fs.statSync(join(d, 'sub')).mtimeMs, 2_000_000);
+    fs.renameSync(join(d, 'sub'), join(d, 'moved'));
+    assert.equal(code(() => fs.statSync(join(d, 'sub'))), 'ENOENT');
+    assert.ok(fs.statSync(join(d, 'moved')).isDirectory());
+    fs.mkdirSync(join(d, 'moved/deeper'));
+    fs.statSync(join(d, 'moved/deeper'));
+    fs.renameSync(join(d, 'moved'), join(m, 'attrs-moved'));
+    assert.equal(code(() => fs.statSync(join(d, 'moved/deeper'))), 'ENOENT');
+    assert.ok(fs.statSync(join(m, 'attrs-moved/deeper')).isDirectory());
+    assert.equal(fs.statSync(d).nlink, dir.nlink);
+    fs.rmdirSync(join(m, 'attrs-moved/deeper'));
+    assert.equal(code(() => fs.statSync(join(m, 'attrs-moved/deeper'))), 'ENOENT');
+    fs.rmdirSync(join(m, 'attrs-moved'));
+    fs.unlinkSync(join(d, 'file'));
+    fs.rmdirSync(d);
+    assert.equal(code(() => fs.statSync(d)), 'ENOENT');
+  });
+
   test('times: utimensat with UTIME_OMIT leaves that time alone', () => {
     const f = join(m, 'times');
     fs.writeFileSync(f, 't');
