@@ -85,13 +85,11 @@ export async function mountFileSystem(fs: FileSystem, mountPoint: string, option
   };
   const entryChange = (path: string): [string, boolean][] => [[path, true], [parentOf(path), false]];
   const run = <T>(op: string, work: () => Promise<T>, cb: Cb, answer: (value: T) => unknown[] = () => [], touched: [string, boolean][] = []) => {
-    work().then(
-      (value) => {
-        if (touched.length > 0) forget(touched);
-        cb(0, ...answer(value));
-      },
+    // Whether the change worked or not, the directories it touched are forgotten before it is answered.
+    const settled = touched.length > 0 ? work().finally(() => forget(touched)) : work();
+    settled.then(
+      (value) => cb(0, ...answer(value)),
       (error: unknown) => {
-        if (touched.length > 0) forget(touched);
         const name = errnoNameFor(error);
         if (name === 'EIO' || name === 'ETIMEDOUT') logger?.warn('operation failed', { op, error: String(error) });
         cb(errnoFor(error));
