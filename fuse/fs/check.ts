@@ -6,13 +6,12 @@
  * object belongs to an existing inode and is recorded in its object list. Inodes younger than the intent grace may
  * be a create in progress on a live mount and are not counted as orphans.
  */
-import { wire, type ObjectClient } from '../../src/index.js';
+import { forEachLimited, wire, type ObjectClient } from '../../src/index.js';
 import { objectKey, parseObjectKey } from './data.js';
 import { decodeDentry, decodeInode, decodeIntent, typeOf, type Dentry, type Inode } from './encoding.js';
 import { parseDataObject, parseInodeObject, rootIno, superObject } from './layout.js';
 import { isNotFound } from './metadata.js';
 import { FileSystem, intentGraceMs } from './namespace.js';
-import { inParallel } from './parallel.js';
 import { metaPoolName } from './superblock.js';
 
 const Kind = wire.ObjectOp.Kind;
@@ -84,7 +83,7 @@ async function check(client: ObjectClient, fs: FileSystem, name: string, options
     inodes.clear();
     entries.clear();
     const names = (await listAll(client, meta)).map(parseInodeObject).filter((n): n is number => n !== undefined);
-    await inParallel(names, 32, async (ino) => {
+    await forEachLimited(names, 32, async (ino) => {
       try {
         const inode = decodeInode(await client.getXattr(meta, `i.${ino.toString(16)}`, 'a'));
         inodes.set(ino, inode);

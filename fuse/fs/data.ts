@@ -3,10 +3,9 @@
  * a short one reads as zeros, so holes cost nothing. Which objects were ever written is recorded in the inode's omap
  * (`o.<index>`), so removing or truncating a sparse file of many TiB touches only the objects that exist.
  */
-import type { ObjectClient } from '../../src/index.js';
+import { forEachLimited, type ObjectClient } from '../../src/index.js';
 import { dataObject, extents } from './layout.js';
 import { isNotFound } from './metadata.js';
-import { inParallel } from './parallel.js';
 
 /** Concurrent object requests one file operation may have in flight. */
 const parallelMax = 16;
@@ -36,7 +35,7 @@ export class FileData {
   async read(ino: number, size: number, offset: number, length: number, target: Buffer): Promise<number> {
     const n = Math.max(0, Math.min(length, size - offset));
     if (n === 0) return 0;
-    await inParallel(extents(offset, n, this.objectSize), parallelMax, async (e) => {
+    await forEachLimited(extents(offset, n, this.objectSize), parallelMax, async (e) => {
       let got: Buffer = Buffer.alloc(0);
       try {
         got = await this.#client.get(this.pool, dataObject(ino, e.index), { offset: e.offset, length: e.length });
@@ -62,7 +61,7 @@ export class FileData {
   /** Writes `data` at `offset`; returns the indices of the objects it touched. */
   async write(ino: number, offset: number, data: Buffer): Promise<number[]> {
     const pieces = extents(offset, data.length, this.objectSize);
-    await inParallel(pieces, parallelMax, async (e) => {
+    await forEachLimited(pieces, parallelMax, async (e) => {
       await this.#client.write(this.pool, dataObject(ino, e.index), e.offset, data.subarray(e.bufferOffset, e.bufferOffset + e.length));
     });
     return pieces.map((e) => e.index);
@@ -72,7 +71,7 @@ export class FileData {
   async truncate(ino: number, size: number, indices: number[]): Promise<number[]> {
     const keep = size === 0 ? -1 : Math.floor((size - 1) / this.objectSize);
     const removed = indices.filter((i) => i > keep);
-    await inParallel(removed, parallelMax, (i) => this.#removeObject(ino, i));
+    await forEachLimited(removed, parallelMax, (i) => this.#removeObject(ino, i));
     if (keep >= 0 && indices.includes(keep)) {
       await this.#client.truncate(this.pool, dataObject(ino, keep), size - keep * this.objectSize).catch((error: unknown) => {
         if (!isNotFound(error)) throw error;
@@ -82,7 +81,7 @@ export class FileData {
   }
 
   async removeAll(ino: number, indices: number[]): Promise<void> {
-    await inParallel(indices, parallelMax, (i) => this.#removeObject(ino, i));
+    await forEachLimited(indices, parallelMax, (i) => this.#removeObject(ino, i));
   }
 
   async #removeObject(ino: number, index: number): Promise<void> {

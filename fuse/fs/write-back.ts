@@ -6,9 +6,8 @@
  * the changes of the rounds not yet written and leaves at worst unreferenced inodes, as a crash mid-create always
  * could; `drain` (fsync, every operation that is not written back, going out of solo mode) waits for all of it.
  */
-import type { Logger } from '../../src/index.js';
+import { forEachLimited, type Logger } from '../../src/index.js';
 import type { Metadata, PendingRound } from './metadata.js';
-import { inParallel } from './parallel.js';
 
 /** Requests of one kind in flight at once in a round. */
 const parallelMax = 32;
@@ -87,13 +86,13 @@ export class WriteBack {
 
   async #write(round: PendingRound, after: (() => Promise<void>)[]): Promise<void> {
     const failed = new Set<number>();
-    await inParallel(round.inodes, parallelMax, async (ino) => {
+    await forEachLimited(round.inodes, parallelMax, async (ino) => {
       await this.#metadata.sendCreate(ino).catch((error: unknown) => {
         failed.add(ino);
         this.#logger?.error('a created inode could not be written; its entry is dropped', { ino, error: String(error) });
       });
     });
-    await inParallel([...round.dirs], parallelMax, async ([dir, pending]) => {
+    await forEachLimited([...round.dirs], parallelMax, async ([dir, pending]) => {
       await this.#metadata.sendDir(dir, pending, failed).catch((error: unknown) => {
         this.#logger?.error('directory changes could not be written', { dir, names: [...pending.names.keys()].slice(0, 10), error: String(error) });
         // The view holds changes the cluster does not: read the directory again.
@@ -101,7 +100,7 @@ export class WriteBack {
       });
     });
     for (const ino of failed) this.#metadata.cancelUnsent(ino);
-    await inParallel(after, parallelMax, async (task) => {
+    await forEachLimited(after, parallelMax, async (task) => {
       await task().catch((error: unknown) => this.#logger?.warn('removing an unlinked inode failed (fs check removes it)', { error: String(error) }));
     });
   }
