@@ -14,6 +14,8 @@ import { freePort } from './lib/ports.js';
 import { cpuOf, record } from './lib/results.js';
 
 const seconds = Number(process.env['SHOAL_BENCH_SECONDS'] ?? 10);
+/** Keys of the LIST phase; 0 skips it (its 10,000 creations take most of the run). */
+const listKeys = Number(process.env['SHOAL_BENCH_S3_LIST_KEYS'] ?? 10_000);
 
 /** radosgw (Ceph Pacific, beast) on this machine, from ../shared/anchors/ceph/RESULTS.md. */
 const radosgw: { phase: string; unit: 'ops/s' | 'MB/s'; value: number; goal?: number }[] = [
@@ -49,7 +51,7 @@ export async function run(): Promise<void> {
     const keys = JSON.parse(readFileSync(join(dir, 's3-admin.json'), 'utf8')) as { accessKey: string; secretKey: string };
     const endpoint = `http://127.0.0.1:${s3Port}`;
     console.log(`cluster: 1 monitor + 3 OSD processes + the S3 gateway on ${endpoint}, pools of size 3; ${seconds} s per PUT/GET phase; data in ${dir}`);
-    const report = await runS3Load({ endpoint, accessKey: keys.accessKey, secretKey: keys.secretKey, region: 'us-east-1', seconds, print: (line) => console.log(line) });
+    const report = await runS3Load({ endpoint, accessKey: keys.accessKey, secretKey: keys.secretKey, region: 'us-east-1', seconds, listKeys, print: (line) => console.log(line) });
 
     console.log("against Ceph radosgw on this machine (s3bench, size-3 pools; ../shared/anchors/ceph/RESULTS.md):");
     for (const anchor of radosgw) {
@@ -73,7 +75,7 @@ export async function run(): Promise<void> {
       console.log(`${report.errors} requests FAILED (figures with errors are not valid); ${failures.length} failure lines in s3.log, the first 10:`);
       for (const line of failures.slice(0, 10)) console.log(`  ${line.slice(0, 400)}`);
     }
-    console.log('command: npm run bench -- s3   (SHOAL_BENCH_SECONDS sets the phase length; `shoal bench s3 --endpoint URL --access-key K --secret-key S` runs the same load on any endpoint)');
+    console.log('command: npm run bench -- s3   (SHOAL_BENCH_SECONDS sets the phase length, SHOAL_BENCH_S3_LIST_KEYS=0 skips LIST; `shoal bench s3 --endpoint URL --access-key K --secret-key S` runs the same load on any endpoint)');
   } finally {
     up.kill('SIGTERM');
     await exited;

@@ -31,7 +31,7 @@ export interface S3LoadOptions {
   seconds: number;
   /** `sha256` (default): sign the body's sha256, which the server must check; `unsigned`: `UNSIGNED-PAYLOAD`. */
   payload?: 'sha256' | 'unsigned';
-  /** Keys for the LIST phase (default 10,000). */
+  /** Keys for the LIST phase (default 10,000; 0 skips the phase, e.g. to compare PUT/GET rates quickly). */
   listKeys?: number;
   /** Where each result line goes (default stdout). */
   print?: (line: string) => void;
@@ -371,7 +371,7 @@ export async function runS3Load(options: S3LoadOptions): Promise<S3LoadReport> {
         s3.close();
       }
     }
-    report.list = await listPhase(options, bucket, `${prefix}list/`, print, leftKeys);
+    if (options.listKeys !== 0) report.list = await listPhase(options, bucket, `${prefix}list/`, print, leftKeys);
   } finally {
     report.cleanupErrors = await removeBucket(admin, bucket, leftKeys);
     admin.close();

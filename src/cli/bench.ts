@@ -22,7 +22,8 @@ export function registerBenchCommands(program: Command): void {
     .option('--region <name>', 'signing region', 'us-east-1')
     .option('--seconds <n>', 'length of each PUT and GET phase (default $SHOAL_BENCH_SECONDS, then 10)')
     .option('--unsigned-payload', 'sign UNSIGNED-PAYLOAD instead of the body\'s sha256')
-    .action(async (o: { endpoint?: string; accessKey?: string; secretKey?: string; region: string; seconds?: string; unsignedPayload?: boolean }) => {
+    .option('--list-keys <n>', 'keys created and listed in the LIST phase (0 skips it)', '10000')
+    .action(async (o: { endpoint?: string; accessKey?: string; secretKey?: string; region: string; seconds?: string; unsignedPayload?: boolean; listKeys: string }) => {
       const accessKey = o.accessKey ?? process.env['AWS_ACCESS_KEY_ID'];
       const secretKey = o.secretKey ?? process.env['AWS_SECRET_ACCESS_KEY'];
       if (!o.endpoint) throw new StorageError('INVALID_ARGUMENT', '--endpoint is required');
@@ -31,8 +32,10 @@ export function registerBenchCommands(program: Command): void {
       const secondsText = o.seconds ?? process.env['SHOAL_BENCH_SECONDS'] ?? '10';
       const seconds = Number(secondsText);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new StorageError('INVALID_ARGUMENT', `--seconds must be a positive number: ${secondsText}`);
+      const listKeys = Number(o.listKeys);
+      if (!Number.isSafeInteger(listKeys) || listKeys < 0) throw new StorageError('INVALID_ARGUMENT', `--list-keys must be a whole number >= 0: ${o.listKeys}`);
       print(`S3 load on ${o.endpoint} (region ${o.region}, ${o.unsignedPayload ? 'UNSIGNED-PAYLOAD' : 'sha256 payloads'}); ${seconds} s per PUT and GET phase`);
-      const report = await runS3Load({ endpoint: o.endpoint, accessKey, secretKey, region: o.region, seconds, payload: o.unsignedPayload ? 'unsigned' : 'sha256', print });
+      const report = await runS3Load({ endpoint: o.endpoint, accessKey, secretKey, region: o.region, seconds, payload: o.unsignedPayload ? 'unsigned' : 'sha256', listKeys, print });
       if (report.errors > 0) throw new StorageError('UNAVAILABLE', `${report.errors} requests failed (see the lines marked ERRORS)`);
       if (report.cleanupErrors.length > 0) throw new StorageError('UNAVAILABLE', `bucket ${report.bucket} was not fully removed`);
     });

@@ -153,3 +153,24 @@ test('aws-cli (Debian): a 200 MiB file up and down with s3 cp, compared by hash'
     rmSync(back, { force: true });
   }
 });
+
+test('shoal bench s3 drives the gateway without errors, lists its keys and removes its bucket; bad options are refused', async () => {
+  const { cliPath } = await import('../helpers/processes.js');
+  const base = ['--endpoint', `http://127.0.0.1:${cluster.port}`, '--access-key', cluster.keys.accessKey, '--secret-key', cluster.keys.secretKey];
+  const env = { ...process.env, SHOAL_BENCH_WARMUP_SECONDS: '0' };
+  const out = run(process.execPath, [cliPath, 'bench', 's3', ...base, '--seconds', '0.5', '--list-keys', '40'], env);
+  for (const phase of ['PUT 4 KiB c32', 'GET 4 KiB c32', 'DELETE 4 KiB c32', 'PUT 4 MiB c8', 'GET 4 MiB c8', 'DELETE 4 MiB c8']) {
+    const line = out.split('\n').find((l) => l.startsWith(phase));
+    assert.ok(line, `a ${phase} line in:\n${out}`);
+    assert.doesNotMatch(line, /ERRORS/, line);
+    assert.ok(Number(/\s(\d+) ops\/s/.exec(line)?.[1]) > 0, line);
+  }
+  assert.match(out, /LIST 40 keys/);
+  const listing = run('/usr/bin/python3', ['-c', `import boto3; c=boto3.client('s3', endpoint_url='http://127.0.0.1:${cluster.port}', region_name='us-east-1', aws_access_key_id='${cluster.keys.accessKey}', aws_secret_access_key='${cluster.keys.secretKey}'); print([b['Name'] for b in c.list_buckets()['Buckets']])`]);
+  assert.doesNotMatch(listing, /shoal-bench-/, `the load's bucket is gone: ${listing}`);
+  const skipped = run(process.execPath, [cliPath, 'bench', 's3', ...base, '--seconds', '0.3', '--list-keys', '0'], env);
+  assert.doesNotMatch(skipped, /LIST/);
+  const bad = spawnSync(process.execPath, [cliPath, 'bench', 's3', ...base, '--list-keys', '-1'], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /INVALID_ARGUMENT: --list-keys must be a whole number >= 0/);
+});
