@@ -1,7 +1,8 @@
 /**
  * More real S3 clients against `shoal up` (driven exactly as /work/shared/CLIENTS.md found them to work): s3cmd
  * (buckets, put/get/ls/info/del, a multipart put), rclone (copy of a directory with multipart, `check --download`,
- * lsl, purge) and a 200 MiB file through Debian's aws-cli up and down. Data is compared by hash.
+ * lsl, purge) and a 200 MiB file through Debian's aws-cli up and down. Data is compared by hash. Last, Shoal's own S3
+ * load generator (`shoal bench s3`) runs short phases against the gateway.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { startS3Cluster, type S3Cluster } from '../helpers/s3-cluster.js';
+import { cliPath } from '../helpers/processes.js';
 
 let cluster: S3Cluster;
 
@@ -154,8 +156,7 @@ test('aws-cli (Debian): a 200 MiB file up and down with s3 cp, compared by hash'
   }
 });
 
-test('shoal bench s3 drives the gateway without errors, lists its keys and removes its bucket; bad options are refused', async () => {
-  const { cliPath } = await import('../helpers/processes.js');
+test('shoal bench s3 drives the gateway without errors, lists its keys and removes its bucket; bad options are refused', () => {
   const base = ['--endpoint', `http://127.0.0.1:${cluster.port}`, '--access-key', cluster.keys.accessKey, '--secret-key', cluster.keys.secretKey];
   const env = { ...process.env, SHOAL_BENCH_WARMUP_SECONDS: '0' };
   const out = run(process.execPath, [cliPath, 'bench', 's3', ...base, '--seconds', '0.5', '--list-keys', '40'], env);
