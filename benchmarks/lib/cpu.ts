@@ -58,8 +58,8 @@ function groupOf(daemon: string): string {
 }
 
 /** The daemons of the clusters below SHOAL_BENCH_DIR (set by the report) and this process, as group → pids. */
-function processes(): Map<string, number[]> {
-  const groups = new Map<string, number[]>([['bench', [process.pid]]]);
+function processes(benchChildren: readonly number[]): Map<string, number[]> {
+  const groups = new Map<string, number[]>([['bench', [process.pid, ...benchChildren]]]);
   const dir = process.env['SHOAL_BENCH_DIR'];
   if (!dir) return groups;
   for (const [daemon, pid] of daemonPids(dir)) {
@@ -69,9 +69,12 @@ function processes(): Map<string, number[]> {
   return groups;
 }
 
-/** Starts measuring; `stop(ops)` returns the phase's CPU use, or undefined where /proc is not readable. */
-export function startCpuMeter(): { stop(ops?: number): CpuUse | undefined } {
-  const groups = processes();
+/**
+ * Starts measuring; `stop(ops)` returns the phase's CPU use, or undefined where /proc is not readable. `benchChildren`:
+ * processes of the load generator besides this one (counted in its `bench` group).
+ */
+export function startCpuMeter(benchChildren: readonly number[] = []): { stop(ops?: number): CpuUse | undefined } {
+  const groups = processes(benchChildren);
   const ticksOf = (pid: number) => readOr(`/proc/${pid}/stat`, parseProcessTicks);
   const startMachine = readOr('/proc/stat', parseProcStat);
   const startProcs = new Map([...groups.values()].flat().map((pid) => [pid, ticksOf(pid)]));

@@ -1,20 +1,48 @@
 /**
- * One extra thread of the S3 load generator's GET phases (see `getThreads` in s3-load.ts): the same closed loop of
- * whole-object GETs over the keys the PUT phase wrote, on its own keep-alive agent, posted back as one result.
+ * One process of the S3 load generator's GET phases (see `getPhase` in s3-load.ts): a closed loop of whole-object
+ * GETs over the keys the PUT phase wrote, on its own keep-alive agent. It runs as a child process, not a thread, so
+ * that it can start with glibc told to keep freed memory (`getProcessEnv`): Node's HTTP client copies every body chunk
+ * into a fresh Buffer, and with glibc's defaults those pages went back to the kernel and were faulted and zeroed again
+ * for the next chunk (13.5 % of the machine's CPU under 4 MiB GETs, all of it in the generator; 2026-11-24).
+ * Over IPC: 'ready' out, the job in, 'warm' out after its warm-up, 'go' in, then the result out.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { closedLoop, warmupSeconds } from './stats.js';
 import { S3Requester, firstFailure, getOp, type GetWorkerJob, type GetWorkerResult } from './s3-load.js';
 
-const job = workerData as GetWorkerJob;
+function nextMessage(): Promise<unknown> {
+  return new Promise((resolve) => process.once('message', resolve));
+}
+
+const send = (message: unknown) => new Promise<void>((resolve, reject) => process.send?.(message, (error: Error | null) => (error ? reject(error) : resolve())));
+
+// A generator that went away (killed, or failed elsewhere) takes its GET processes with it.
+process.once('disconnect', () => process.exit(1));
+const jobMessage = nextMessage();
+await send('ready');
+const job = (await jobMessage) as GetWorkerJob;
 const s3 = new S3Requester(job.options, job.inFlight);
-const op = getOp(s3, job);
 try {
+  const op = getOp(s3, job);
   if (job.warm && warmupSeconds > 0) await closedLoop(job.inFlight, { seconds: warmupSeconds }, op);
+  const go = nextMessage();
+  await send('warm');
+  await go;
+  const cpu = process.cpuUsage();
   const failures = firstFailure(op);
   const result = await closedLoop(job.inFlight, { seconds: job.seconds }, failures.op);
-  const out: GetWorkerResult = { ops: result.ops, bytes: result.bytes, seconds: result.seconds, latenciesMs: result.latenciesMs, errors: result.errors, ...(failures.first === undefined ? {} : { firstError: failures.first }) };
-  parentPort?.postMessage(out);
+  const used = process.cpuUsage(cpu);
+  const out: GetWorkerResult = {
+    ops: result.ops,
+    bytes: result.bytes,
+    seconds: result.seconds,
+    latenciesMs: result.latenciesMs,
+    errors: result.errors,
+    cpuMicros: used.user + used.system,
+    ...(failures.first === undefined ? {} : { firstError: failures.first }),
+  };
+  await send(out);
 } finally {
   s3.close();
 }
+process.removeAllListeners('disconnect');
+process.disconnect?.();

@@ -2,8 +2,8 @@
  * A generic S3 load generator for any S3 endpoint (behind `shoal bench s3` and `npm run bench -- s3`). It signs its
  * own requests (SigV4 via `signRequest`; payload hash = the body's sha256, computed once per body, or
  * `UNSIGNED-PAYLOAD`), speaks HTTP/1.1 with a keep-alive agent of exactly as many sockets as requests in flight, and
- * addresses buckets path-style. GET phases spread their requests over two threads (`getThreads`): one thread reading
- * 4 MiB bodies saturated its core before the gateway did. Phases, each a closed loop with a fixed number in flight:
+ * addresses buckets path-style. GET phases run in child processes (`getProcesses`, s3-get-worker.ts): one thread
+ * reading 4 MiB bodies saturated its core before the gateway did. Phases, each a closed loop with a fixed number in flight:
  * - 4 KiB objects, 32 in flight: PUT (new keys, for `seconds`), GET (whole object, read fully, for `seconds`),
  *   DELETE (every key the PUT phase wrote);
  * - 4 MiB objects, 8 in flight: the same;
@@ -17,7 +17,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { signRequest, uriEncode, unsignedPayload } from '../../gateway/s3/sigv4.js';
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startCpuMeter } from './cpu.js';
 import { closedLoop, describe, percentile, warmupSeconds, type LoadResult } from './stats.js';
 
@@ -38,17 +39,17 @@ export interface S3LoadOptions {
   /** Per-request time limit (default 60 s): a request that hangs becomes an error instead of stalling the phase. */
   requestTimeoutMs?: number;
   /**
-   * Threads the GET phases' requests are spread over (default 2: this one and a worker thread). One thread reading
-   * 4 MiB bodies saturated its core at 8 in flight before the gateway did (85-87 % of a core, measured 2026-11-24),
-   * so the figure measured the generator.
+   * Child processes the GET phases' requests are spread over (default 2). One thread reading 4 MiB bodies saturated
+   * its core at 8 in flight before the gateway did (85-87 % of a core, measured 2026-11-24), so the figure measured
+   * the generator; processes rather than threads so that they can start with their own allocator settings.
    */
-  getThreads?: number;
+  getProcesses?: number;
 }
 
-/** What a request needs of the options (no functions: a worker thread gets a copy). */
+/** What a request needs of the options (no functions: a GET process gets a copy). */
 export type RequesterOptions = Omit<S3LoadOptions, 'print'>;
 
-/** A GET worker thread's share of a phase (s3-get-worker.ts). */
+/** A GET process's share of a phase (s3-get-worker.ts). */
 export interface GetWorkerJob {
   options: RequesterOptions;
   bucket: string;
@@ -57,11 +58,11 @@ export interface GetWorkerJob {
   inFlight: number;
   seconds: number;
   warm: boolean;
-  /** Where in `keys` the thread starts, so the threads do not read the same keys in step. */
+  /** Where in `keys` the process starts, so the processes do not read the same keys in step. */
   offset: number;
 }
 
-export type GetWorkerResult = Omit<LoadResult, 'cpu'> & { firstError?: string };
+export type GetWorkerResult = Omit<LoadResult, 'cpu'> & { firstError?: string; /** CPU the process used in its timed part. */ cpuMicros: number };
 
 export interface S3PhaseResult extends LoadResult {
   /** `PUT 4 KiB c32`, `GET 4 MiB c8`, ... */
@@ -217,46 +218,80 @@ export function getOp(s3: S3Requester, job: GetWorkerJob): (i: number) => Promis
 }
 
 /**
- * A GET phase: whole-object GETs of `job.keys`, `job.inFlight` at once, spread over `threads` threads (this one and
- * worker threads running s3-get-worker.ts), each with its share in flight; results merged into one.
+ * glibc settings for the GET processes (s3-get-worker.ts): keep up to 64 MiB of freed memory instead of handing it
+ * back to the kernel at once, and take buffers of up to 32 MiB from the heap rather than from fresh mappings. A
+ * variable already set in the environment wins.
  */
-async function getPhase(name: string, job: GetWorkerJob, threads: number, s3: S3Requester): Promise<S3PhaseResult> {
-  const count = Math.max(1, Math.min(threads, job.inFlight));
-  const shares = Array.from({ length: count }, (_, t) => Math.floor(job.inFlight / count) + (t < job.inFlight % count ? 1 : 0));
-  const workers = shares.slice(1).map((share, t) => {
-    const worker = new Worker(new URL('./s3-get-worker.js', import.meta.url), { workerData: { ...job, inFlight: share, offset: Math.floor(((t + 1) * job.keys.length) / count) } satisfies GetWorkerJob });
-    return new Promise<GetWorkerResult>((resolve, reject) => {
-      worker.once('message', (result: GetWorkerResult) => resolve(result));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`GET worker thread exited with code ${code} before its result`)));
-    });
+const getProcessMalloc = { MALLOC_TRIM_THRESHOLD_: '67108864', MALLOC_TOP_PAD_: '16777216', MALLOC_MMAP_THRESHOLD_: '33554432' };
+
+interface GetProcess {
+  pid: number;
+  /** Settles once its warm-up is done (or rejects when it exits first). */
+  warm: Promise<void>;
+  result: Promise<GetWorkerResult>;
+  go(): void;
+  stop(): void;
+}
+
+function startGetProcess(job: GetWorkerJob): GetProcess {
+  const child = fork(fileURLToPath(new URL('./s3-get-worker.js', import.meta.url)), [], { env: { ...getProcessMalloc, ...process.env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`GET process ${child.pid} exited (${signal ?? code}) before its result`)));
+    child.once('error', reject);
   });
-  // Observed below; until then a failing thread must not count as an unhandled rejection.
-  for (const w of workers) w.catch(() => {});
-  const op = getOp(s3, job);
-  if (job.warm && warmupSeconds > 0) await closedLoop(shares[0] as number, { seconds: warmupSeconds }, op);
-  // The worker threads warm up for as long, so the timed parts start together (within the threads' start-up).
-  const cpu = process.cpuUsage();
-  const meter = startCpuMeter();
-  const failures = firstFailure(op);
-  const own = await closedLoop(shares[0] as number, { seconds: job.seconds }, failures.op);
-  const others = await Promise.all(workers);
-  const latenciesMs = [own, ...others].flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
-  const used = process.cpuUsage(cpu);
-  const seconds = Math.max(own.seconds, ...others.map((r) => r.seconds));
-  const use = meter.stop(latenciesMs.length);
-  const firstError = failures.first ?? others.find((r) => r.firstError !== undefined)?.firstError;
-  return {
-    name,
-    ops: latenciesMs.length,
-    bytes: own.bytes + others.reduce((sum, r) => sum + r.bytes, 0),
-    seconds,
-    latenciesMs,
-    errors: own.errors + others.reduce((sum, r) => sum + r.errors, 0),
-    clientCpuPercent: ((used.user + used.system) / 1e6 / seconds) * 100,
-    ...(use ? { cpu: use } : {}),
-    ...(firstError === undefined ? {} : { firstError }),
-  };
+  let warmed!: () => void;
+  let finished!: (result: GetWorkerResult) => void;
+  const warm = new Promise<void>((resolve) => (warmed = resolve));
+  const result = new Promise<GetWorkerResult>((resolve) => (finished = resolve));
+  child.on('message', (message: unknown) => {
+    if (message === 'ready') child.send(job);
+    else if (message === 'warm') warmed();
+    else finished(message as GetWorkerResult);
+  });
+  const settled = (p: Promise<void> | Promise<GetWorkerResult>) => Promise.race([p, exited]);
+  return { pid: child.pid ?? 0, warm: settled(warm) as Promise<void>, result: settled(result) as Promise<GetWorkerResult>, go: () => child.send('go'), stop: () => child.kill() };
+}
+
+/**
+ * A GET phase: whole-object GETs of `job.keys`, `job.inFlight` at once, spread over `processes` child processes
+ * (s3-get-worker.ts), each with its share in flight; results merged into one. The processes warm up on their own and
+ * start their timed parts together; their CPU counts as the generator's (`clientCpuPercent`, the `bench` group).
+ */
+async function getPhase(name: string, job: GetWorkerJob, processes: number): Promise<S3PhaseResult> {
+  const count = Math.max(1, Math.min(processes, job.inFlight));
+  const shares = Array.from({ length: count }, (_, t) => Math.floor(job.inFlight / count) + (t < job.inFlight % count ? 1 : 0));
+  const children = shares.map((share, t) => startGetProcess({ ...job, inFlight: share, offset: Math.floor((t * job.keys.length) / count) }));
+  // Observed below; until then a failing process must not count as an unhandled rejection.
+  for (const c of children) {
+    c.warm.catch(() => {});
+    c.result.catch(() => {});
+  }
+  try {
+    await Promise.all(children.map((c) => c.warm));
+    const meter = startCpuMeter(children.map((c) => c.pid));
+    const cpu = process.cpuUsage();
+    for (const c of children) c.go();
+    const results = await Promise.all(children.map((c) => c.result));
+    const used = process.cpuUsage(cpu);
+    const latenciesMs = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
+    const seconds = Math.max(...results.map((r) => r.seconds));
+    const use = meter.stop(latenciesMs.length);
+    const firstError = results.find((r) => r.firstError !== undefined)?.firstError;
+    const clientMicros = used.user + used.system + results.reduce((sum, r) => sum + r.cpuMicros, 0);
+    return {
+      name,
+      ops: latenciesMs.length,
+      bytes: results.reduce((sum, r) => sum + r.bytes, 0),
+      seconds,
+      latenciesMs,
+      errors: results.reduce((sum, r) => sum + r.errors, 0),
+      clientCpuPercent: (clientMicros / 1e6 / seconds) * 100,
+      ...(use ? { cpu: use } : {}),
+      ...(firstError === undefined ? {} : { firstError }),
+    };
+  } finally {
+    for (const c of children) c.stop();
+  }
 }
 
 function phaseLine(r: S3PhaseResult): string {
@@ -357,7 +392,7 @@ export async function runS3Load(options: S3LoadOptions): Promise<S3LoadReport> {
         }, true);
         print(phaseLine(put));
         const keys = written.map((n) => key(n));
-        const get = await getPhase(`GET ${label} c${inFlight}`, { options: requesterOptions(options), bucket, keys, bytes, inFlight, seconds: options.seconds, warm: true, offset: 0 }, options.getThreads ?? 2, s3);
+        const get = await getPhase(`GET ${label} c${inFlight}`, { options: requesterOptions(options), bucket, keys, bytes, inFlight, seconds: options.seconds, warm: true, offset: 0 }, options.getProcesses ?? 2);
         print(phaseLine(get));
         const del = await phase(`DELETE ${label} c${inFlight}`, inFlight, { count: written.length }, async (i) => {
           const k = key(written[i] as number);
