@@ -1,9 +1,10 @@
 /**
  * One process of the S3 load generator's GET phases (see `getPhase` in s3-load.ts): a closed loop of whole-object
  * GETs over the keys the PUT phase wrote, on its own keep-alive agent. It runs as a child process, not a thread, so
- * that it can start with glibc told to keep freed memory (`getProcessEnv`): Node's HTTP client copies every body chunk
- * into a fresh Buffer, and with glibc's defaults those pages went back to the kernel and were faulted and zeroed again
- * for the next chunk (13.5 % of the machine's CPU under 4 MiB GETs, all of it in the generator; 2026-11-24).
+ * that it can start with glibc told to keep freed memory (`getProcessMalloc` in s3-load.ts): Node's HTTP client
+ * copies every body chunk into a fresh Buffer, and with glibc's defaults those pages went back to the kernel and were
+ * faulted and zeroed again for the next chunk (13.5 % of the machine's CPU under 4 MiB GETs, all of it in the
+ * generator; 2026-11-24).
  * Over IPC: 'ready' out, the job in, 'warm' out after its warm-up, 'go' in, then the result out.
  */
 import { closedLoop, warmupSeconds } from './stats.js';

@@ -248,8 +248,8 @@ function startGetProcess(job: GetWorkerJob): GetProcess {
     else if (message === 'warm') warmed();
     else finished(message as GetWorkerResult);
   });
-  const settled = (p: Promise<void> | Promise<GetWorkerResult>) => Promise.race([p, exited]);
-  return { pid: child.pid ?? 0, warm: settled(warm) as Promise<void>, result: settled(result) as Promise<GetWorkerResult>, go: () => child.send('go'), stop: () => child.kill() };
+  const settled = <T>(p: Promise<T>): Promise<T> => Promise.race([p, exited]);
+  return { pid: child.pid ?? 0, warm: settled(warm), result: settled(result), go: () => child.send('go'), stop: () => child.kill() };
 }
 
 /**
