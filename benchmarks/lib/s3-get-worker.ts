@@ -5,7 +5,8 @@
  * copies every body chunk into a fresh Buffer, and with glibc's defaults those pages went back to the kernel and were
  * faulted and zeroed again for the next chunk (13.5 % of the machine's CPU under 4 MiB GETs, all of it in the
  * generator; 2026-11-24).
- * Over IPC: 'ready' out, the job in, 'warm' out after its warm-up, 'go' in, then the result out.
+ * Over IPC: 'ready' out, the job in, 'warm' out after its warm-up, 'go' in, then the result out; it then waits to be
+ * stopped (killed, or the channel closed).
  */
 import { closedLoop, warmupSeconds } from './stats.js';
 import { S3Requester, firstFailure, getOp, type GetWorkerJob, type GetWorkerResult } from './s3-load.js';
@@ -45,5 +46,8 @@ try {
 } finally {
   s3.close();
 }
+// Stays until the generator stops it: the generator reads this process's CPU ticks from /proc after the results are
+// in, and an exited process has none (its GETs' CPU was then counted as the server's: "bench 20%" where the
+// generator's own measure gave it twice that, 2026-11-25).
 process.removeAllListeners('disconnect');
-process.disconnect?.();
+process.once('disconnect', () => process.exit(0));
