@@ -9,7 +9,8 @@
  * stopped (killed, or the channel closed).
  */
 import { closedLoop, warmupSeconds } from './stats.js';
-import { S3Requester, firstFailure, getOp, type GetWorkerJob, type GetWorkerResult } from './s3-load.js';
+import { S3Requester, firstFailure, getOp, type GetWorkerJob, type GetWorkerResult, type ObjectGet } from './s3-load.js';
+import { RawGetter } from './s3-raw-get.js';
 
 function nextMessage(): Promise<unknown> {
   return new Promise((resolve) => process.once('message', resolve));
@@ -22,9 +23,13 @@ process.once('disconnect', () => process.exit(1));
 const jobMessage = nextMessage();
 await send('ready');
 const job = (await jobMessage) as GetWorkerJob;
-const s3 = new S3Requester(job.options, job.inFlight);
+// Plain http: sockets read into fixed buffers (s3-raw-get.ts: Node's client cost as much CPU per 4 MiB GET as the
+// servers measured); https: Node's client.
+const raw = new URL(job.options.endpoint).protocol === 'http:' ? new RawGetter(job.options) : undefined;
+const s3 = raw ? undefined : new S3Requester(job.options, job.inFlight);
+const get: ObjectGet = raw ? (path) => raw.get(path) : (path) => (s3 as S3Requester).send('GET', path, '', undefined);
 try {
-  const op = getOp(s3, job);
+  const op = getOp(get, job);
   if (job.warm && warmupSeconds > 0) await closedLoop(job.inFlight, { seconds: warmupSeconds }, op);
   const go = nextMessage();
   await send('warm');
@@ -44,7 +49,8 @@ try {
   };
   await send(out);
 } finally {
-  s3.close();
+  raw?.close();
+  s3?.close();
 }
 // Stays until the generator stops it: the generator reads this process's CPU ticks from /proc after the results are
 // in, and an exited process has none (its GETs' CPU was then counted as the server's: "bench 20%" where the

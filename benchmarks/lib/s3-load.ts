@@ -3,7 +3,8 @@
  * own requests (SigV4 via `signRequest`; payload hash = the body's sha256, computed once per body, or
  * `UNSIGNED-PAYLOAD`), speaks HTTP/1.1 with a keep-alive agent of exactly as many sockets as requests in flight, and
  * addresses buckets path-style. GET phases run in child processes (`getProcesses`, s3-get-worker.ts): one thread
- * reading 4 MiB bodies saturated its core before the gateway did. Phases, each a closed loop with a fixed number in flight:
+ * reading 4 MiB bodies saturated its core before the gateway did; over plain http they read bodies into fixed
+ * buffers and drop them (s3-raw-get.ts). Phases, each a closed loop with a fixed number in flight:
  * - 4 KiB objects, 32 in flight: PUT (new keys, for `seconds`), GET (whole object, read fully, for `seconds`),
  *   DELETE (every key the PUT phase wrote);
  * - 4 MiB objects, 8 in flight: the same;
@@ -92,7 +93,7 @@ export const s3LoadPhases = [
 const listInFlight = 32;
 const listRepeats = 3;
 
-interface Response {
+export interface Response {
   status: number;
   /** Bytes of the body (read fully); `text`: the whole body when asked for, the first 64 KiB of a failure's. */
   length: number;
@@ -207,11 +208,15 @@ function requesterOptions(options: S3LoadOptions): RequesterOptions {
   return rest;
 }
 
-/** Op `i` of a GET phase: the whole object of key `i + job.offset` (modulo the keys), its length checked. */
-export function getOp(s3: S3Requester, job: GetWorkerJob): (i: number) => Promise<number> {
+/** One signed whole-object GET (S3Requester.send, or RawGetter.get in the GET processes), any status. */
+export type ObjectGet = (path: string) => Promise<Response>;
+
+/** Op `i` of a GET phase: the whole object of key `i + job.offset` (modulo the keys), its status and length checked. */
+export function getOp(get: ObjectGet, job: GetWorkerJob): (i: number) => Promise<number> {
   return async (i) => {
     const path = objectPath(job.bucket, job.keys[(i + job.offset) % Math.max(1, job.keys.length)] ?? '');
-    const response = await s3.expect([200], 'GET', path, '');
+    const response = await get(path);
+    if (response.status !== 200) throw new RequestFailure(`GET ${path}: HTTP ${response.status}${s3ErrorSummary(response.text)}`);
     if (response.length !== job.bytes) throw new RequestFailure(`GET ${path}: ${response.length} bytes, expected ${job.bytes}`);
     return response.length;
   };
