@@ -25,9 +25,8 @@ await send('ready');
 const job = (await jobMessage) as GetWorkerJob;
 // Plain http: sockets read into fixed buffers (s3-raw-get.ts: Node's client cost as much CPU per 4 MiB GET as the
 // servers measured); https: Node's client.
-const raw = new URL(job.options.endpoint).protocol === 'http:' ? new RawGetter(job.options) : undefined;
-const s3 = raw ? undefined : new S3Requester(job.options, job.inFlight);
-const get: ObjectGet = raw ? (path) => raw.get(path) : (path) => (s3 as S3Requester).send('GET', path, '', undefined);
+const client = new URL(job.options.endpoint).protocol === 'http:' ? new RawGetter(job.options) : new S3Requester(job.options, job.inFlight);
+const get: ObjectGet = client instanceof RawGetter ? (path) => client.get(path) : (path) => client.send('GET', path, '', undefined);
 try {
   const op = getOp(get, job);
   if (job.warm && warmupSeconds > 0) await closedLoop(job.inFlight, { seconds: warmupSeconds }, op);
@@ -49,8 +48,7 @@ try {
   };
   await send(out);
 } finally {
-  raw?.close();
-  s3?.close();
+  client.close();
 }
 // Stays until the generator stops it: the generator reads this process's CPU ticks from /proc after the results are
 // in, and an exited process has none (its GETs' CPU was then counted as the server's: "bench 20%" where the

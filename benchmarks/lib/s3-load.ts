@@ -100,6 +100,18 @@ export interface Response {
   text: string;
 }
 
+/** What signing a request needs of the options. */
+export type SigningOptions = Pick<RequesterOptions, 'accessKey' | 'secretKey' | 'region' | 'payload'>;
+
+/**
+ * `headers` (with `host`) plus the SigV4 ones for a request with `body` (none: empty); `payloadHash` saves hashing the
+ * same body again. Shared by S3Requester and the GET processes' RawGetter (s3-raw-get.ts).
+ */
+export function signedHeaders(options: SigningOptions, method: string, path: string, query: string, headers: Record<string, string>, body?: Uint8Array, payloadHash?: string): Record<string, string> {
+  const hash = options.payload === 'unsigned' ? unsignedPayload : (payloadHash ?? sha256Hex(body ?? new Uint8Array(0)));
+  return signRequest({ method, path, query, headers, nowMs: Date.now(), payloadHash: hash, accessKey: options.accessKey, secretKey: options.secretKey, region: options.region }).headers;
+}
+
 /** A failed request: what the report shows. */
 class RequestFailure extends Error {}
 
@@ -125,12 +137,11 @@ export class S3Requester {
   async send(method: string, path: string, query: string, body: Uint8Array | undefined, options: { payloadHash?: string; headers?: Record<string, string>; wantText?: boolean } = {}): Promise<Response> {
     const headers: Record<string, string> = { host: this.#url.host, ...options.headers };
     if (body) headers['content-length'] = String(body.length);
-    const payloadHash = this.#options.payload === 'unsigned' ? unsignedPayload : (options.payloadHash ?? sha256Hex(body ?? new Uint8Array(0)));
-    const signed = signRequest({ method, path, query, headers, nowMs: Date.now(), payloadHash, accessKey: this.#options.accessKey, secretKey: this.#options.secretKey, region: this.#options.region });
+    const signed = signedHeaders(this.#options, method, path, query, headers, body, options.payloadHash);
     const requestFn = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<Response>((resolve, reject) => {
       const req = requestFn(
-        { protocol: this.#url.protocol, hostname: this.#url.hostname, port: this.#url.port, method, path: query ? `${path}?${query}` : path, headers: signed.headers, agent: this.#agent },
+        { protocol: this.#url.protocol, hostname: this.#url.hostname, port: this.#url.port, method, path: query ? `${path}?${query}` : path, headers: signed, agent: this.#agent },
         (res: IncomingMessage) => {
           const status = res.statusCode ?? 0;
           const wanted = options.wantText === true;

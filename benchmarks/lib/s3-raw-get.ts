@@ -12,24 +12,9 @@
  * be chunked: anything else fails the request with a clear message. https endpoints keep Node's client.
  */
 import net from 'node:net';
-import { emptySha256, signRequest, unsignedPayload } from '../../gateway/s3/sigv4.js';
+import { signedHeaders, type RequesterOptions, type Response } from './s3-load.js';
 
-export interface RawGetOptions {
-  endpoint: string;
-  accessKey: string;
-  secretKey: string;
-  region: string;
-  payload?: 'sha256' | 'unsigned';
-  requestTimeoutMs?: number;
-}
-
-export interface RawResponse {
-  status: number;
-  /** Body bytes received. */
-  length: number;
-  /** The body of an error status (its first 64 KiB), else ''. */
-  text: string;
-}
+export type RawGetOptions = Pick<RequesterOptions, 'endpoint' | 'accessKey' | 'secretKey' | 'region' | 'payload' | 'requestTimeoutMs'>;
 
 const readBufferBytes = 256 * 1024;
 const headerBytesMax = 64 * 1024;
@@ -62,7 +47,7 @@ export function parseResponseHead(head: string): { status: number; length: numbe
 }
 
 interface Exchange {
-  resolve(response: RawResponse): void;
+  resolve(response: Response): void;
   reject(error: Error): void;
   head: Buffer[];
   headBytes: number;
@@ -97,8 +82,8 @@ class Connection {
     return !this.dead && this.#exchange === undefined;
   }
 
-  request(text: string, timeoutMs: number): Promise<RawResponse> {
-    return new Promise<RawResponse>((resolve, reject) => {
+  request(text: string, timeoutMs: number): Promise<Response> {
+    return new Promise<Response>((resolve, reject) => {
       this.#exchange = { resolve, reject, head: [], headBytes: 0, status: 0, remaining: 0, received: 0, close: false, text: [], textBytes: 0, inBody: false };
       this.#timeoutMs = timeoutMs;
       this.socket.setTimeout(timeoutMs);
@@ -168,29 +153,27 @@ class Connection {
 /** Signed GETs over a pool of keep-alive sockets, one request on each at a time. */
 export class RawGetter {
   readonly #options: RawGetOptions;
-  readonly #host: string;
-  readonly #port: number;
+  readonly #url: URL;
   #connections: Connection[] = [];
 
   constructor(options: RawGetOptions) {
     const url = new URL(options.endpoint);
     if (url.protocol !== 'http:') throw new TypeError(`RawGetter speaks plain http only, not ${url.protocol}`);
     this.#options = options;
-    this.#host = url.hostname;
-    this.#port = Number(url.port || 80);
+    this.#url = url;
   }
 
-  async get(path: string, query = ''): Promise<RawResponse> {
-    const headers: Record<string, string> = { host: `${this.#host}:${this.#port}` };
-    const payloadHash = this.#options.payload === 'unsigned' ? unsignedPayload : emptySha256;
-    const signed = signRequest({ method: 'GET', path, query, headers, nowMs: Date.now(), payloadHash, accessKey: this.#options.accessKey, secretKey: this.#options.secretKey, region: this.#options.region });
+  async get(path: string, query = ''): Promise<Response> {
+    // The host header as S3Requester sends it (`url.host`: no default port, IPv6 in brackets).
+    const signed = signedHeaders(this.#options, 'GET', path, query, { host: this.#url.host });
     let text = `GET ${query ? `${path}?${query}` : path} HTTP/1.1\r\n`;
-    for (const [name, value] of Object.entries(signed.headers)) text += `${name}: ${value}\r\n`;
+    for (const [name, value] of Object.entries(signed)) text += `${name}: ${value}\r\n`;
     text += '\r\n';
     this.#connections = this.#connections.filter((c) => !c.dead);
     let connection = this.#connections.find((c) => c.idle);
     if (!connection) {
-      connection = new Connection(this.#host, this.#port);
+      // net.connect wants an IPv6 address without the URL's brackets.
+      connection = new Connection(this.#url.hostname.replace(/^\[(.*)\]$/, '$1'), Number(this.#url.port || 80));
       this.#connections.push(connection);
     }
     return connection.request(text, this.#options.requestTimeoutMs ?? 60_000);
