@@ -221,28 +221,44 @@ export class DataFiles {
   readonly #directHandles = new Map<number, FileHandle>();
 
   /**
-   * Writes through the aligned staging buffers (position a multiple of 4 KiB, the last piece padded). Returns the
-   * bytes written: fewer than `data.length` when the device refused the alignment (direct writes are then off).
+   * Writes with O_DIRECT (position a multiple of 4 KiB): the whole 4 KiB blocks of a pooled buffer that starts
+   * aligned (`bufferPool.startsAligned`: a payload the messenger received, a coded shard) from where they lie, the
+   * rest through the aligned staging buffers, the last piece padded. Returns the bytes written: fewer than
+   * `data.length` when the device refused the alignment (direct writes are then off).
    */
   async #writeStaged(fh: FileHandle, data: Uint8Array, position: number): Promise<number> {
     if (position % directAlign !== 0) throw new TypeError(`direct write at ${position}, not a multiple of ${directAlign}`);
-    for (let done = 0; done < data.length; done += directPieceBytes) {
-      const piece = data.subarray(done, Math.min(done + directPieceBytes, data.length));
-      const padded = Math.ceil(piece.length / directAlign) * directAlign;
-      const buffer = await this.#staging.take();
-      try {
-        buffer.set(piece);
-        buffer.fill(0, piece.length, padded);
-        await writeAll(fh, buffer.subarray(0, padded), position + done);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
-        this.#direct = false;
-        return done;
-      } finally {
-        this.#staging.give(buffer);
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const rest = data.subarray(done);
+        const blocks = rest.length - (rest.length % directAlign);
+        if (blocks > 0 && bufferPool.startsAligned(rest, directAlign)) {
+          await writeAll(fh, rest.subarray(0, blocks), position + done);
+          done += blocks;
+        } else {
+          const piece = rest.subarray(0, directPieceBytes);
+          await this.#writeThroughStaging(fh, piece, position + done);
+          done += piece.length;
+        }
       }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+      this.#direct = false;
     }
-    return data.length;
+    return done;
+  }
+
+  async #writeThroughStaging(fh: FileHandle, piece: Uint8Array, position: number): Promise<void> {
+    const padded = Math.ceil(piece.length / directAlign) * directAlign;
+    const buffer = await this.#staging.take();
+    try {
+      buffer.set(piece);
+      buffer.fill(0, piece.length, padded);
+      await writeAll(fh, buffer.subarray(0, padded), position);
+    } finally {
+      this.#staging.give(buffer);
+    }
   }
 
   /** Open files kept for reuse (most recently used last). */

@@ -60,3 +60,19 @@ test('buffer pool: free lists stay within their bound and are dropped when idle'
   for (let i = 0; i < 100 && pool.stats().freeBytes > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.equal(pool.stats().freeBytes, 0);
 });
+
+test('buffer pool: pooled buffers start aligned for O_DIRECT, and only views at aligned offsets of them count', () => {
+  const pool = new BufferPool();
+  const a = pool.acquire(MiB + 100);
+  assert.ok(pool.startsAligned(a, 4096));
+  assert.ok(pool.startsAligned(a.subarray(8192), 4096));
+  assert.ok(!pool.startsAligned(a.subarray(512), 4096));
+  assert.ok(pool.startsAligned(a.subarray(512), 512));
+  assert.ok(!pool.startsAligned(a, 128 * 1024), 'no promise past the 64 KiB a WebAssembly page gives');
+  assert.ok(!pool.startsAligned(Buffer.alloc(MiB), 4096), 'a buffer from elsewhere may be aligned by chance; it does not count');
+  assert.ok(!pool.startsAligned(pool.acquire(100), 4096), 'small buffers are not pooled');
+  // The 96 KiB class is rounded to whole 64 KiB pages, and its buffers still come back to it.
+  const b = pool.acquire(80 * 1024);
+  pool.release(b);
+  assert.equal(pool.acquire(90 * 1024).buffer, b.buffer);
+});
