@@ -5,9 +5,10 @@
 export const webAssembly = (
   globalThis as unknown as {
     WebAssembly: {
-      Memory: new (descriptor: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
+      Memory: new (descriptor: { initial: number; maximum?: number }) => { buffer: ArrayBuffer; grow(pages: number): number };
       Module: new (bytes: Uint8Array) => object;
-      Instance: new (module: object) => { exports: object };
+      Instance: new (module: object, imports?: object) => { exports: object };
+      validate(bytes: Uint8Array): boolean;
     };
   }
 ).WebAssembly;

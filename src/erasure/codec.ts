@@ -11,6 +11,7 @@ import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
 import { bufferPool } from '../common/buffer-pool.js';
 import { StorageError } from '../common/errors.js';
 import { webAssembly } from '../common/wasm.js';
+import { SimdKernel, coefficientTables, vectorBytes } from './simd-kernel.js';
 import { checkFits, forEachChunk } from './stripe.js';
 
 /** Limits of GF(2^8) Reed-Solomon: at most 256 shards in all. */
@@ -18,6 +19,15 @@ export const ecShardsMax = 256;
 
 let wasmBytes: Uint8Array | undefined;
 let coder: CoderExports | undefined;
+/** The SIMD kernel of this process (null: the engine has none), and its tables per profile `k,m`. */
+let kernel: SimdKernel | null | undefined;
+const kernelTables = new Map<string, Uint8Array>();
+
+/** The SIMD kernel shared by every codec of the process (coding is synchronous, so one memory serves all). */
+export function simdKernel(): SimdKernel | undefined {
+  if (kernel === undefined) kernel = SimdKernel.create() ?? null;
+  return kernel ?? undefined;
+}
 
 /** The WASM binary, read once per process (about 30 KiB). */
 function wasmModule(): Uint8Array {
@@ -80,7 +90,7 @@ export class Codec {
   encode(data: readonly Uint8Array[]): Uint8Array[] {
     const size = this.#shardSize(data, this.k, 'data');
     if (size === 0) return Array.from({ length: this.m }, () => new Uint8Array(0));
-    const parity = this.#code(size, this.k, (memory, at) => data.forEach((shard, i) => memory.set(shard, at + i * size)));
+    const parity = this.#code(size, this.k, (memory, at, stride) => data.forEach((shard, i) => memory.set(shard, at + i * stride)));
     return Array.from({ length: this.m }, (_, j) => parity.subarray(j * size, (j + 1) * size));
   }
 
@@ -95,10 +105,10 @@ export class Codec {
     checkFits(layout, source.length, count);
     const size = count * stripeUnit;
     if (size === 0) return Array.from({ length: this.k + this.m }, () => Buffer.alloc(0));
-    const all = this.#code(size, 0, (memory, base) =>
+    const all = this.#code(size, 0, (memory, base, stride) =>
       forEachChunk(layout, source.length, count, (shard, at, from, bytes) => {
         // The coder's memory is reused: padding is written as zeros, not assumed.
-        const to = base + shard * size + at;
+        const to = base + shard * stride + at;
         if (bytes > 0) memory.set(source.subarray(from, from + bytes), to);
         if (bytes < stripeUnit) memory.fill(0, to + bytes, to + stripeUnit);
       }),
@@ -107,15 +117,35 @@ export class Codec {
   }
 
   /**
-   * Runs the coder over k+m shards of `size` bytes laid out in its memory by `fill` (data shard i at `at + i × size`)
-   * and returns a copy of the shards from index `from` on.
+   * Codes k data shards of `size` bytes laid out in coder memory by `fill` (data shard i at `at + i × stride`; parity
+   * shard j is then at `at + (k + j) × stride`) and returns a copy of the shards from index `from` on, `size` bytes
+   * each, in one buffer from `bufferPool`. With the SIMD kernel the stride is `size` rounded up to 16 bytes (coding
+   * is byte-wise, so whatever lies in the rounding only reaches parity bytes that are never copied out).
    */
-  #code(size: number, from: number, fill: (memory: Uint8Array, at: number) => void): Buffer {
+  #code(size: number, from: number, fill: (memory: Uint8Array, at: number, stride: number) => void): Buffer {
+    const kernel = simdKernel();
+    if (kernel === undefined) return this.#codeWithPackage(size, from, fill);
+    const n = this.k + this.m;
+    const tables = this.#tables();
+    const stride = Math.ceil(size / vectorBytes) * vectorBytes;
+    const at = Math.ceil(tables.length / vectorBytes) * vectorBytes;
+    kernel.reserve(at + n * stride);
+    fill(kernel.memory(), at, stride);
+    const memory = kernel.memory();
+    memory.set(tables, 0);
+    kernel.encode(0, at, at + this.k * stride, this.k, this.m, stride);
+    const out = bufferPool.acquire((n - from) * size);
+    for (let s = from; s < n; s++) out.set(memory.subarray(at + s * stride, at + s * stride + size), (s - from) * size);
+    return out;
+  }
+
+  /** `#code` through the package's own encoder, where the engine has no WebAssembly SIMD (stride = size). */
+  #codeWithPackage(size: number, from: number, fill: (memory: Uint8Array, at: number, stride: number) => void): Buffer {
     const coder = sharedCoder();
     const length = size * (this.k + this.m);
     const at = coder.__wbindgen_malloc(length);
     try {
-      fill(new Uint8Array(coder.memory.buffer), at);
+      fill(new Uint8Array(coder.memory.buffer), at, size);
       this.#check(coder.encode(at, length, this.k, this.m), 'encode');
       // Views are taken after each call: the coder may grow its memory, which detaches older views.
       const out = bufferPool.acquire(length - from * size);
@@ -124,6 +154,26 @@ export class Codec {
     } finally {
       coder.__wbindgen_free(at, length);
     }
+  }
+
+  /**
+   * The SIMD kernel's tables for this profile's coefficients, read from the package (the source of truth for the
+   * matrix): data shard i holding a 1 at byte i and zeros elsewhere makes parity shard j hold c_ji at byte i.
+   */
+  #tables(): Uint8Array {
+    const key = `${this.k},${this.m}`;
+    let tables = kernelTables.get(key);
+    if (tables === undefined) {
+      const { k, m } = this;
+      const shards = new Uint8Array((k + m) * k);
+      for (let i = 0; i < k; i++) shards[i * k + i] = 1;
+      this.#check(freshInstance().encode(shards, k, m), 'encode');
+      const c = new Uint8Array(m * k);
+      for (let j = 0; j < m; j++) for (let i = 0; i < k; i++) c[j * k + i] = shards[(k + j) * k + i] as number;
+      tables = coefficientTables(c);
+      kernelTables.set(key, tables);
+    }
+    return tables;
   }
 
   /**

@@ -1,0 +1,28 @@
+// PUT-only probe: shoal up (3 OSDs + S3), 4 MiB PUTs at 8 in flight; prints READY when the timed load starts.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { clusterConfigToText, defaultMonitorSettings, defaultTimeouts } from './dist/src/index.js';
+import { S3Requester } from './dist/benchmarks/lib/s3-load.js';
+import { freePort } from './dist/benchmarks/lib/ports.js';
+import { closedLoop, describe } from './dist/benchmarks/lib/stats.js';
+const secs = Number(process.env.SECS ?? 10);
+const dir = mkdtempSync('/tmp/bd/s3p-');
+const monPort = await freePort(), s3Port = await freePort();
+writeFileSync(join(dir, 'shoal.conf'), clusterConfigToText({ fsid: 'b0000000-0000-4000-8000-000000000009', monitors: [{ name: 'a', address: `127.0.0.1:${monPort}` }], timeouts: { ...defaultTimeouts }, monitor: { ...defaultMonitorSettings } }));
+const up = spawn(process.execPath, [...process.execArgv, 'dist/src/cli/main.js', 'up', '--dir', dir, '--osds', '3', '--osd-port', '0', '--s3-port', String(s3Port), '--no-pool', '--no-nbd'], { stdio: ['ignore', 'pipe', 'inherit'] });
+let out = ''; up.stdout.on('data', (d) => (out += d));
+while (!out.includes('is up')) await new Promise((r) => setTimeout(r, 100));
+const keys = JSON.parse(readFileSync(join(dir, 's3-admin.json'), 'utf8'));
+const opts = { endpoint: `http://127.0.0.1:${s3Port}`, accessKey: keys.accessKey, secretKey: keys.secretKey, region: 'us-east-1', seconds: secs, payload: process.env.UNSIGNED ? 'unsigned' : 'sha256' };
+process.on('uncaughtException', (e) => { console.log(e); up.kill('SIGTERM'); });
+const s3 = new S3Requester(opts, 8);
+await s3.expect([200], 'PUT', '/bench-b', '');
+const body = randomBytes(4 << 20); const payloadHash = createHash('sha256').update(body).digest('hex');
+const put = async (i) => (await s3.expect([200], 'PUT', `/bench-b/k${i % 64}`, '', body, process.env.UNSIGNED ? {} : { payloadHash }), body.length);
+await closedLoop(8, { seconds: Number(process.env.WARM ?? 6) }, put);
+process.stdout.write('READY\n');
+const r = await closedLoop(8, { seconds: secs }, put);
+process.stdout.write(describe('PUT 4 MiB', r) + '\n');
+up.kill('SIGTERM'); await new Promise((r) => up.once('exit', r));

@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
+import { Codec, simdKernel } from '../../../src/erasure/index.js';
+import { SimdKernel, coefficientTables, gfMul } from '../../../src/erasure/simd-kernel.js';
+
+/** Parity from the package's own encoder on a fresh instance: what the kernel must reproduce byte for byte. */
+function packageParity(k: number, m: number, data: readonly Uint8Array[]): Uint8Array[] {
+  const size = data[0]?.length ?? 0;
+  const all = new Uint8Array((k + m) * size);
+  data.forEach((shard, i) => all.set(shard, i * size));
+  assert.equal(packageInstance().encode(all, k, m), ReedSolomonErasure.RESULT_OK);
+  return Array.from({ length: m }, (_, j) => all.slice((k + j) * size, (k + j + 1) * size));
+}
+
+let instance: ReedSolomonErasure | undefined;
+function packageInstance(): ReedSolomonErasure {
+  // Encoding alone is safe on one instance (src/erasure/README.md); a fresh one per case would compile 1,000 modules.
+  instance ??= ReedSolomonErasure.fromBytes(wasmBytes());
+  return instance;
+}
+
+function wasmBytes(): Uint8Array {
+  const main = createRequire(import.meta.url).resolve('@subspace/reed-solomon-erasure.wasm');
+  return readFileSync(join(dirname(main), 'reed_solomon_erasure_bg.wasm'));
+}
+
+test('this engine has WebAssembly SIMD, so EC pools code with the kernel (not the package\'s byte-at-a-time loop)', () => {
+  assert.ok(simdKernel() instanceof SimdKernel);
+});
+
+test('property: the kernel\'s parity equals the package\'s, for random profiles, shard sizes (not only multiples of 16) and data', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 20 }),
+      fc.integer({ min: 1, max: 8 }),
+      fc.integer({ min: 1, max: 3000 }),
+      fc.integer(),
+      (k, m, size, seed) => {
+        let x = seed >>> 0 || 1;
+        const data = Array.from({ length: k }, () =>
+          Uint8Array.from({ length: size }, () => {
+            x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+            return x >>> 24;
+          }),
+        );
+        const ours = new Codec(k, m).encode(data);
+        const theirs = packageParity(k, m, data);
+        ours.forEach((p, j) => assert.ok(Buffer.from(p).equals(Buffer.from(theirs[j] as Uint8Array)), `parity ${j} of ${k}+${m}, ${size} bytes`));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('the kernel codes large profiles and every coefficient: 128+128 with all 256 byte values', () => {
+  const k = 128;
+  const m = 128;
+  const size = 256;
+  const data = Array.from({ length: k }, (_, i) => Uint8Array.from({ length: size }, (_, b) => (b * 7 + i) & 0xff));
+  const ours = new Codec(k, m).encode(data);
+  const theirs = packageParity(k, m, data);
+  ours.forEach((p, j) => assert.ok(Buffer.from(p).equals(Buffer.from(theirs[j] as Uint8Array)), `parity ${j}`));
+});
+
+test('coefficient tables: the low and high nibble products of each coefficient', () => {
+  const tables = coefficientTables(Uint8Array.from([0, 1, 2, 0x8e]));
+  for (let n = 0; n < 4; n++) {
+    const c = [0, 1, 2, 0x8e][n] as number;
+    for (let v = 0; v < 16; v++) {
+      assert.equal(tables[n * 32 + v], gfMul(c, v));
+      assert.equal(tables[n * 32 + 16 + v], gfMul(c, v << 4));
+    }
+  }
+  // x^8 = x^4 + x^3 + x^2 + 1 in this field: 2 · 0x80 = 0x1d.
+  assert.equal(gfMul(2, 0x80), 0x1d);
+});
+
+test('the kernel refuses arguments outside its memory or off its 16-byte vectors', () => {
+  const kernel = SimdKernel.create() as SimdKernel;
+  kernel.reserve(65536);
+  assert.throws(() => kernel.encode(0, 0, 4096, 2, 1, 24), RangeError);
+  assert.throws(() => kernel.encode(0, 0, 4096, 0, 1, 16), RangeError);
+  assert.throws(() => kernel.encode(0, 0, 65536 - 16, 2, 2, 16), RangeError);
+  kernel.encode(0, 64, 4096, 2, 1, 16);
+});
