@@ -11,6 +11,7 @@ import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
 import { bufferPool } from '../common/buffer-pool.js';
 import { StorageError } from '../common/errors.js';
 import { webAssembly } from '../common/wasm.js';
+import { gfInvert } from './gf.js';
 import { SimdKernel, coefficientTables, vectorBytes } from './simd-kernel.js';
 import { checkFits, forEachChunk } from './stripe.js';
 
@@ -22,6 +23,16 @@ let coder: CoderExports | undefined;
 /** The SIMD kernel of this process (null: the engine has none), and its tables per profile `k,m`. */
 let kernel: SimdKernel | null | undefined;
 const kernelTables = new Map<string, Uint8Array>();
+/** Coefficients per profile `k,m` (see `Codec.#coefficients`). */
+const profileCoefficients = new Map<string, Uint8Array>();
+
+/**
+ * Codes with the package's own encoder and decoder from now on, as on an engine without WebAssembly SIMD (`false`),
+ * or with the kernel again (`true`). For tests of that path, which this engine would otherwise never take.
+ */
+export function useSimdKernel(on: boolean): void {
+  kernel = on ? undefined : null;
+}
 
 /** The SIMD kernel shared by every codec of the process (coding is synchronous, so one memory serves all). */
 export function simdKernel(): SimdKernel | undefined {
@@ -157,23 +168,75 @@ export class Codec {
   }
 
   /**
-   * The SIMD kernel's tables for this profile's coefficients, read from the package (the source of truth for the
-   * matrix): data shard i holding a 1 at byte i and zeros elsewhere makes parity shard j hold c_ji at byte i.
+   * The coefficients c_ji of parity shard j over data shard i (m rows of k), read from the package (the source of
+   * truth for the matrix): data shard i holding a 1 at byte i and zeros elsewhere makes parity shard j hold c_ji there.
    */
-  #tables(): Uint8Array {
+  #coefficients(): Uint8Array {
     const key = `${this.k},${this.m}`;
-    let tables = kernelTables.get(key);
-    if (tables === undefined) {
+    let c = profileCoefficients.get(key);
+    if (c === undefined) {
       const { k, m } = this;
       const shards = new Uint8Array((k + m) * k);
       for (let i = 0; i < k; i++) shards[i * k + i] = 1;
       this.#check(freshInstance().encode(shards, k, m), 'encode');
-      const c = new Uint8Array(m * k);
+      c = new Uint8Array(m * k);
       for (let j = 0; j < m; j++) for (let i = 0; i < k; i++) c[j * k + i] = shards[(k + j) * k + i] as number;
-      tables = coefficientTables(c);
+      profileCoefficients.set(key, c);
+    }
+    return c;
+  }
+
+  /** The SIMD kernel's tables for this profile's coefficients. */
+  #tables(): Uint8Array {
+    const key = `${this.k},${this.m}`;
+    let tables = kernelTables.get(key);
+    if (tables === undefined) {
+      tables = coefficientTables(this.#coefficients());
       kernelTables.set(key, tables);
     }
     return tables;
+  }
+
+  /**
+   * The missing data shards (by index) from the first k present shards, with the kernel: the rows of the encoding
+   * matrix ([I; C]) that those shards were made with form a k×k matrix; row i of its inverse, applied to them, gives
+   * data shard i.
+   */
+  #rebuildData(kernel: SimdKernel, shards: readonly (Uint8Array | undefined)[], size: number): Map<number, Uint8Array> {
+    const { k } = this;
+    const c = this.#coefficients();
+    const chosen: Uint8Array[] = [];
+    const rows = new Uint8Array(k * k);
+    shards.forEach((shard, index) => {
+      if (shard === undefined || chosen.length === k) return;
+      if (index < k) rows[chosen.length * k + index] = 1;
+      else rows.set(c.subarray((index - k) * k, (index - k + 1) * k), chosen.length * k);
+      chosen.push(shard);
+    });
+    const inverse = gfInvert(rows, k);
+    if (inverse === undefined) throw new StorageError('INTERNAL', `Reed-Solomon decode matrix is singular (k=${k}, m=${this.m})`);
+    const missing = Array.from({ length: k }, (_, i) => i).filter((i) => shards[i] === undefined);
+    const want = new Uint8Array(missing.length * k);
+    missing.forEach((i, r) => want.set(inverse.subarray(i * k, (i + 1) * k), r * k));
+    const tables = coefficientTables(want);
+    const stride = Math.ceil(size / vectorBytes) * vectorBytes;
+    const at = Math.ceil(tables.length / vectorBytes) * vectorBytes;
+    kernel.reserve(at + (k + missing.length) * stride);
+    const memory = kernel.memory();
+    memory.set(tables, 0);
+    chosen.forEach((shard, t) => memory.set(shard, at + t * stride));
+    kernel.encode(0, at, at + k * stride, k, missing.length, stride);
+    return new Map(missing.map((i, r) => [i, memory.slice(at + (k + r) * stride, at + (k + r) * stride + size)]));
+  }
+
+  /** `#rebuildData` through the package, where the engine has no WebAssembly SIMD. */
+  #rebuildDataWithPackage(shards: readonly (Uint8Array | undefined)[], size: number): Map<number, Uint8Array> {
+    const n = this.k + this.m;
+    const all = new Uint8Array(size * n);
+    shards.forEach((shard, i) => shard !== undefined && all.set(shard, i * size));
+    this.#check(freshInstance().reconstruct(all, this.k, this.m, shards.map((s) => s !== undefined)), 'reconstruct');
+    const missing = Array.from({ length: this.k }, (_, i) => i).filter((i) => shards[i] === undefined);
+    return new Map(missing.map((i) => [i, all.subarray(i * size, (i + 1) * size)]));
   }
 
   /**
@@ -191,15 +254,14 @@ export class Codec {
     if (count === n) return shards as Uint8Array[];
     const size = this.#shardSize(shards.filter((s): s is Uint8Array => s !== undefined), count, 'present');
     if (size === 0) return shards.map(() => new Uint8Array(0));
-    const all = new Uint8Array(size * n);
-    shards.forEach((shard, i) => shard !== undefined && all.set(shard, i * size));
     const dataMissing = present.slice(0, this.k).some((p) => !p);
-    if (dataMissing) this.#check(freshInstance().reconstruct(all, this.k, this.m, present), 'reconstruct');
-    const data = shards.map((shard, i) => shard ?? all.subarray(i * size, (i + 1) * size));
-    // The library restores data shards only; lost parity is re-encoded from the (now complete) data.
-    if (!present.slice(this.k).some((p) => !p)) return data;
-    const parity = this.encode(data.slice(0, this.k));
-    return data.map((shard, i) => (i < this.k || present[i] ? shard : (parity[i - this.k] as Uint8Array)));
+    const kernel = simdKernel();
+    const rebuilt = !dataMissing ? new Map<number, Uint8Array>() : kernel ? this.#rebuildData(kernel, shards, size) : this.#rebuildDataWithPackage(shards, size);
+    const data = shards.map((shard, i) => shard ?? rebuilt.get(i));
+    // Lost parity is re-encoded from the (now complete) data.
+    if (!present.slice(this.k).some((p) => !p)) return data as Uint8Array[];
+    const parity = this.encode(data.slice(0, this.k) as Uint8Array[]);
+    return data.map((shard, i) => shard ?? (parity[i - this.k] as Uint8Array));
   }
 
   #shardSize(shards: readonly Uint8Array[], expected: number, what: string): number {

@@ -12,6 +12,7 @@
  * part. It imports its memory, so the caller owns and grows it.
  */
 import { webAssembly } from '../common/wasm.js';
+import { gfMul } from './gf.js';
 
 /** Bytes per coefficient's tables: 16 products of the low nibble, then 16 of the high nibble. */
 export const tableBytes = 32;
@@ -103,20 +104,6 @@ const moduleBytes = Uint8Array.from([
 
 interface KernelExports {
   encode(tables: number, data: number, parity: number, k: number, m: number, stride: number): void;
-}
-
-/** GF(2^8) with the field polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11d), the one the package codes in. */
-const gfExp = new Uint8Array(510);
-const gfLog = new Uint8Array(256);
-for (let e = 0, v = 1; e < 255; e++) {
-  gfExp[e] = v;
-  gfExp[e + 255] = v;
-  gfLog[v] = e;
-  v = v & 0x80 ? ((v << 1) ^ 0x11d) & 0xff : v << 1;
-}
-
-export function gfMul(a: number, b: number): number {
-  return a === 0 || b === 0 ? 0 : (gfExp[(gfLog[a] as number) + (gfLog[b] as number)] as number);
 }
 
 /** The kernel's tables for coefficients `c` (m rows of k, row-major): 32 bytes each, in the order the kernel reads. */

@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
-import { Codec, simdKernel } from '../../../src/erasure/index.js';
-import { SimdKernel, coefficientTables, gfMul } from '../../../src/erasure/simd-kernel.js';
+import { Codec, simdKernel, useSimdKernel } from '../../../src/erasure/index.js';
+import { gfInv, gfInvert, gfMul } from '../../../src/erasure/gf.js';
+import { SimdKernel, coefficientTables } from '../../../src/erasure/simd-kernel.js';
 
 /** Parity from the package's own encoder on a fresh instance: what the kernel must reproduce byte for byte. */
 function packageParity(k: number, m: number, data: readonly Uint8Array[]): Uint8Array[] {
@@ -87,4 +88,52 @@ test('the kernel refuses arguments outside its memory or off its 16-byte vectors
   assert.throws(() => kernel.encode(0, 0, 4096, 0, 1, 16), RangeError);
   assert.throws(() => kernel.encode(0, 0, 65536 - 16, 2, 2, 16), RangeError);
   kernel.encode(0, 64, 4096, 2, 1, 16);
+});
+
+test('property: with and without the kernel (the package\'s path), encode and reconstruct give the same shards', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 2000 }), fc.integer(), (k, m, size, seed) => {
+      let x = seed >>> 0 || 1;
+      const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+      const data = Array.from({ length: k }, () => Uint8Array.from({ length: size }, next));
+      const codec = new Codec(k, m);
+      const all = [...data, ...codec.encode(data)];
+      // Lose up to m shards, data ones included.
+      const lost = new Set(Array.from({ length: m }, () => next() % (k + m)));
+      const slots = all.map((s, i) => (lost.has(i) ? undefined : s));
+      const withKernel = codec.reconstruct(slots);
+      useSimdKernel(false);
+      try {
+        assert.equal(simdKernel(), undefined);
+        const parity = codec.encode(data);
+        parity.forEach((p, j) => assert.ok(Buffer.from(p).equals(Buffer.from(all[k + j] as Uint8Array)), `parity ${j}`));
+        const withPackage = codec.reconstruct(slots);
+        withPackage.forEach((s, i) => assert.ok(Buffer.from(s).equals(Buffer.from(withKernel[i] as Uint8Array)), `shard ${i}`));
+      } finally {
+        useSimdKernel(true);
+      }
+      withKernel.forEach((s, i) => assert.ok(Buffer.from(s).equals(Buffer.from(all[i] as Uint8Array)), `shard ${i} rebuilt`));
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('GF(2^8) inverses: of elements, and of matrices (a singular one has none)', () => {
+  for (let a = 1; a < 256; a++) assert.equal(gfMul(a, gfInv(a)), 1);
+  assert.throws(() => gfInv(0), RangeError);
+  const n = 5;
+  let x = 7;
+  for (let trial = 0; trial < 50; trial++) {
+    const rows = Uint8Array.from({ length: n * n }, () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24);
+    const inverse = gfInvert(rows, n);
+    if (inverse === undefined) continue;
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < n; c++) {
+        let v = 0;
+        for (let t = 0; t < n; t++) v ^= gfMul(rows[r * n + t] as number, inverse[t * n + c] as number);
+        assert.equal(v, r === c ? 1 : 0, `(rows x inverse)[${r}][${c}]`);
+      }
+    }
+  }
+  assert.equal(gfInvert(Uint8Array.from([1, 2, 2, 4]), 2), undefined, 'the second row is twice the first');
 });
