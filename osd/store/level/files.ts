@@ -34,6 +34,8 @@ const directFlag = constants.O_DIRECT ?? 0;
 export const directAlign = 4096;
 /** Bytes written per direct write call, through one staging buffer. */
 const directPieceBytes = 1024 * 1024;
+/** Directory handles kept open for fsync (see `DataFiles.syncDir`). */
+const dirHandlesMax = 16;
 /** Staging buffers per store: new files written at once beyond this wait for one. */
 const stagingBuffersMax = 4;
 
@@ -142,15 +144,34 @@ export class DataFiles {
     this.#dirs.add(dir);
   }
 
+  /**
+   * fsync of a directory, through a handle kept open (fan-out directories are never removed, and new ids fill one
+   * run of them at a time, so a few handles serve): opening and closing it for each sync were two more thread-pool
+   * round trips per commit group and per garbage pass.
+   */
   async syncDir(dir: string): Promise<void> {
-    const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    let opening = this.#dirHandles.get(dir);
+    if (opening === undefined) {
+      opening = open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+      this.#dirHandles.set(dir, opening);
+      if (this.#dirHandles.size > dirHandlesMax) {
+        const [oldest, handle] = this.#dirHandles.entries().next().value as [string, Promise<FileHandle>];
+        this.#dirHandles.delete(oldest);
+        // FileHandle.close waits for operations still running on it (a sync of another caller).
+        void handle.then((h) => h.close()).catch(() => {});
+      }
+    }
     try {
-      await handle.sync();
+      await (await opening).sync();
       this.syncs++;
-    } finally {
-      await handle.close();
+    } catch (error) {
+      this.#dirHandles.delete(dir);
+      await opening.then((handle) => handle.close()).catch(() => {});
+      throw error;
     }
   }
+
+  readonly #dirHandles = new Map<string, Promise<FileHandle>>();
 
   /** Whether new files are still written with O_DIRECT (off for good after the file system refused it once). */
   #direct: boolean;
@@ -327,9 +348,12 @@ export class DataFiles {
 
   /** Closes every cached file (at stop; nothing may hold a lease). */
   async closeAll(): Promise<void> {
+    const dirs = await Promise.allSettled(this.#dirHandles.values());
     const handles = [...this.#cache.values()].map((e) => e.fh).concat([...this.#directHandles.values()]);
+    for (const dir of dirs) if (dir.status === 'fulfilled') handles.push(dir.value);
     this.#cache.clear();
     this.#directHandles.clear();
+    this.#dirHandles.clear();
     await Promise.allSettled(handles.map((fh) => fh.close()));
   }
 
