@@ -87,6 +87,34 @@ export function checkProfile(k: number, m: number): void {
   if (k + m > ecShardsMax) throw new StorageError('INVALID_ARGUMENT', `EC k+m must be at most ${ecShardsMax}, got ${k + m}`);
 }
 
+/** Lays bytes [begin, end) of each input shard out in coder memory, shard i at `at + i × stride`. */
+type Fill = (memory: Uint8Array, at: number, stride: number, begin: number, end: number) => void;
+
+/** Bytes of each shard the kernel codes per call, so its memory stays small (k+m segments) and in cache. */
+const segmentBytes = 128 * 1024;
+
+/**
+ * Runs the kernel over `size` bytes of `inputs` shards into `outputs` shards, a segment at a time (boundaries at
+ * multiples of `align`; coding is byte-wise, so segments code independently): `fill` lays the inputs' bytes of a
+ * segment out, the kernel writes the outputs after them (output j at `at + (inputs + j) × stride`), `drain` copies
+ * them away. The stride is the segment rounded up to 16 bytes; what lies in the rounding only reaches output bytes
+ * that are never drained.
+ */
+function codeInSegments(kernel: SimdKernel, tables: Uint8Array, inputs: number, outputs: number, size: number, align: number, fill: Fill, drain: Fill): void {
+  const segment = Math.max(1, Math.floor(segmentBytes / align)) * align;
+  const stride = Math.ceil(Math.min(segment, size) / vectorBytes) * vectorBytes;
+  const at = Math.ceil(tables.length / vectorBytes) * vectorBytes;
+  kernel.reserve(at + (inputs + outputs) * stride);
+  const memory = kernel.memory();
+  memory.set(tables, 0);
+  for (let begin = 0; begin < size; begin += segment) {
+    const end = Math.min(size, begin + segment);
+    fill(memory, at, stride, begin, end);
+    kernel.encode(0, at, at + inputs * stride, inputs, outputs, stride);
+    drain(memory, at, stride, begin, end);
+  }
+}
+
 export class Codec {
   readonly k: number;
   readonly m: number;
@@ -101,7 +129,9 @@ export class Codec {
   encode(data: readonly Uint8Array[]): Uint8Array[] {
     const size = this.#shardSize(data, this.k, 'data');
     if (size === 0) return Array.from({ length: this.m }, () => new Uint8Array(0));
-    const parity = this.#code(size, this.k, (memory, at, stride) => data.forEach((shard, i) => memory.set(shard, at + i * stride)));
+    const parity = this.#code(size, this.k, 1, (memory, at, stride, begin, end) =>
+      data.forEach((shard, i) => memory.set(shard.subarray(begin, end), at + i * stride)),
+    );
     return Array.from({ length: this.m }, (_, j) => parity.subarray(j * size, (j + 1) * size));
   }
 
@@ -116,47 +146,41 @@ export class Codec {
     checkFits(layout, source.length, count);
     const size = count * stripeUnit;
     if (size === 0) return Array.from({ length: this.k + this.m }, () => Buffer.alloc(0));
-    const all = this.#code(size, 0, (memory, base, stride) =>
+    const all = this.#code(size, 0, stripeUnit, (memory, base, stride, begin, end) => {
+      const stripes = { first: begin / stripeUnit, end: end / stripeUnit };
       forEachChunk(layout, source.length, count, (shard, at, from, bytes) => {
         // The coder's memory is reused: padding is written as zeros, not assumed.
-        const to = base + shard * stride + at;
+        const to = base + shard * stride + at - begin;
         if (bytes > 0) memory.set(source.subarray(from, from + bytes), to);
         if (bytes < stripeUnit) memory.fill(0, to + bytes, to + stripeUnit);
-      }),
-    );
+      }, stripes);
+    });
     return Array.from({ length: this.k + this.m }, (_, i) => all.subarray(i * size, (i + 1) * size));
   }
 
   /**
-   * Codes k data shards of `size` bytes laid out in coder memory by `fill` (data shard i at `at + i × stride`; parity
-   * shard j is then at `at + (k + j) × stride`) and returns a copy of the shards from index `from` on, `size` bytes
-   * each, in one buffer from `bufferPool`. With the SIMD kernel the stride is `size` rounded up to 16 bytes (coding
-   * is byte-wise, so whatever lies in the rounding only reaches parity bytes that are never copied out).
+   * Codes k data shards of `size` bytes and returns a copy of the shards from index `from` on, `size` bytes each, in
+   * one buffer from `bufferPool`. `fill(memory, at, stride, begin, end)` lays bytes [begin, end) of each data shard
+   * out in coder memory, shard i at `at + i × stride`; segment boundaries fall on multiples of `align`.
    */
-  #code(size: number, from: number, fill: (memory: Uint8Array, at: number, stride: number) => void): Buffer {
+  #code(size: number, from: number, align: number, fill: Fill): Buffer {
     const kernel = simdKernel();
-    if (kernel === undefined) return this.#codeWithPackage(size, from, fill);
+    if (kernel === undefined) return this.#codeWithPackage(size, from, (memory, at) => fill(memory, at, size, 0, size));
     const n = this.k + this.m;
-    const tables = this.#tables();
-    const stride = Math.ceil(size / vectorBytes) * vectorBytes;
-    const at = Math.ceil(tables.length / vectorBytes) * vectorBytes;
-    kernel.reserve(at + n * stride);
-    fill(kernel.memory(), at, stride);
-    const memory = kernel.memory();
-    memory.set(tables, 0);
-    kernel.encode(0, at, at + this.k * stride, this.k, this.m, stride);
     const out = bufferPool.acquire((n - from) * size);
-    for (let s = from; s < n; s++) out.set(memory.subarray(at + s * stride, at + s * stride + size), (s - from) * size);
+    codeInSegments(kernel, this.#tables(), this.k, this.m, size, align, fill, (memory, at, stride, begin, end) => {
+      for (let s = from; s < n; s++) out.set(memory.subarray(at + s * stride, at + s * stride + end - begin), (s - from) * size + begin);
+    });
     return out;
   }
 
   /** `#code` through the package's own encoder, where the engine has no WebAssembly SIMD (stride = size). */
-  #codeWithPackage(size: number, from: number, fill: (memory: Uint8Array, at: number, stride: number) => void): Buffer {
+  #codeWithPackage(size: number, from: number, fill: (memory: Uint8Array, at: number) => void): Buffer {
     const coder = sharedCoder();
     const length = size * (this.k + this.m);
     const at = coder.__wbindgen_malloc(length);
     try {
-      fill(new Uint8Array(coder.memory.buffer), at, size);
+      fill(new Uint8Array(coder.memory.buffer), at);
       this.#check(coder.encode(at, length, this.k, this.m), 'encode');
       // Views are taken after each call: the coder may grow its memory, which detaches older views.
       const out = bufferPool.acquire(length - from * size);
@@ -218,15 +242,19 @@ export class Codec {
     const missing = Array.from({ length: k }, (_, i) => i).filter((i) => shards[i] === undefined);
     const want = new Uint8Array(missing.length * k);
     missing.forEach((i, r) => want.set(inverse.subarray(i * k, (i + 1) * k), r * k));
-    const tables = coefficientTables(want);
-    const stride = Math.ceil(size / vectorBytes) * vectorBytes;
-    const at = Math.ceil(tables.length / vectorBytes) * vectorBytes;
-    kernel.reserve(at + (k + missing.length) * stride);
-    const memory = kernel.memory();
-    memory.set(tables, 0);
-    chosen.forEach((shard, t) => memory.set(shard, at + t * stride));
-    kernel.encode(0, at, at + k * stride, k, missing.length, stride);
-    return new Map(missing.map((i, r) => [i, memory.slice(at + (k + r) * stride, at + (k + r) * stride + size)]));
+    const rebuilt = missing.map(() => new Uint8Array(size));
+    codeInSegments(
+      kernel,
+      coefficientTables(want),
+      k,
+      missing.length,
+      size,
+      1,
+      (memory, at, stride, begin, end) => chosen.forEach((shard, t) => memory.set(shard.subarray(begin, end), at + t * stride)),
+      (memory, at, stride, begin, end) =>
+        rebuilt.forEach((shard, r) => shard.set(memory.subarray(at + (k + r) * stride, at + (k + r) * stride + end - begin), begin)),
+    );
+    return new Map(missing.map((i, r) => [i, rebuilt[r] as Uint8Array]));
   }
 
   /** `#rebuildData` through the package, where the engine has no WebAssembly SIMD. */

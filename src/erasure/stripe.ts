@@ -78,12 +78,19 @@ export function checkFits(layout: StripeLayout, length: number, count: number): 
 /**
  * Visits the chunks of `count` whole stripes over an object of `length` bytes, stripe by stripe: object bytes
  * [from, from + bytes) go to data shard `shard` at shard offset `at`. `bytes` is short where the object ends (0 past
- * it); the rest of that chunk is zero padding. `splitStripes` and `Codec.encodeStripes` both cut objects this way.
+ * it); the rest of that chunk is zero padding. `splitStripes` and `Codec.encodeStripes` both cut objects this way;
+ * `stripes` limits the walk to some of them (`Codec.encodeStripes` codes a segment of stripes at a time).
  */
-export function forEachChunk(layout: StripeLayout, length: number, count: number, visit: (shard: number, at: number, from: number, bytes: number) => void): void {
+export function forEachChunk(
+  layout: StripeLayout,
+  length: number,
+  count: number,
+  visit: (shard: number, at: number, from: number, bytes: number) => void,
+  stripes: { first: number; end: number } = { first: 0, end: count },
+): void {
   checkFits(layout, length, count);
   const { k, stripeUnit: su } = layout;
-  for (let s = 0; s < count; s++) {
+  for (let s = stripes.first; s < Math.min(stripes.end, count); s++) {
     for (let i = 0; i < k; i++) {
       const from = (s * k + i) * su;
       visit(i, s * su, from, Math.max(0, Math.min(su, length - from)));

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ReedSolomonErasure } from '@subspace/reed-solomon-erasure.wasm';
-import { Codec, simdKernel, useSimdKernel } from '../../../src/erasure/index.js';
+import { Codec, simdKernel, splitStripes, useSimdKernel } from '../../../src/erasure/index.js';
 import { gfInv, gfInvert, gfMul } from '../../../src/erasure/gf.js';
 import { SimdKernel, coefficientTables } from '../../../src/erasure/simd-kernel.js';
 
@@ -136,4 +136,18 @@ test('GF(2^8) inverses: of elements, and of matrices (a singular one has none)',
     }
   }
   assert.equal(gfInvert(Uint8Array.from([1, 2, 2, 4]), 2), undefined, 'the second row is twice the first');
+});
+
+test('shards longer than one segment of the kernel (128 KiB) code and rebuild the same as the package, stripe units not dividing it included', () => {
+  for (const [k, m, stripeUnit, count] of [[3, 2, 4096, 100], [4, 2, 65536, 5], [2, 1, 1000, 300]] as const) {
+    let x = k * 1000 + stripeUnit;
+    const source = Uint8Array.from({ length: k * stripeUnit * count - 777 }, () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24);
+    const codec = new Codec(k, m);
+    const shards = codec.encodeStripes(source, stripeUnit, count);
+    const data = splitStripes({ k, stripeUnit }, source, count);
+    data.forEach((d, i) => assert.ok(Buffer.from(d).equals(shards[i] as Buffer), `data shard ${i}`));
+    packageParity(k, m, data).forEach((p, j) => assert.ok(Buffer.from(p).equals(shards[k + j] as Buffer), `parity ${j} of ${k}+${m}, unit ${stripeUnit}`));
+    const lost = shards.map((s, i) => (i < m ? undefined : s));
+    codec.reconstruct(lost).forEach((s, i) => assert.ok(Buffer.from(s).equals(shards[i] as Buffer), `shard ${i} rebuilt`));
+  }
 });
