@@ -17,8 +17,8 @@
  * Pooled buffers start on a 64 KiB boundary (each is a WebAssembly memory: Node has no other way to ask for aligned
  * memory), so the store writes a payload received into one with O_DIRECT from where it lies (`startsAligned`)
  * instead of copying it into an aligned staging buffer first: under 4 MiB writes that copy was ~3 % of each OSD's
- * CPU (`__memmove_avx512_unaligned_erms` in `perf`). Creating one costs ~75 µs (a reservation of address space, paid
- * once per buffer: they are reused), so small buffers are not pooled.
+ * CPU (`__memmove_avx512_unaligned_erms` in `perf`). Creating one costs ~75 µs (mostly reserving its address space;
+ * paid once per buffer, since they are reused).
  */
 
 import { webAssembly } from './wasm.js';
