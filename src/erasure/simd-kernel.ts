@@ -6,7 +6,8 @@
  * Why here and not in the package: `@subspace/reed-solomon-erasure.wasm` is built without SIMD and multiplies a byte
  * at a time through a 64 KiB table: 4+2 encodes at ~420 MB/s, ~10 ms of a core per 4 MiB EC write, a fifth of an
  * OSD's CPU under EC writes on a machine whose cores are the limit. The package stays the source of truth: the
- * coefficients are read from it (`Codec`), it reconstructs, and the tests hold this kernel to its output.
+ * coefficients are read from it (`Codec`), it codes where an engine has no SIMD, and the tests hold this kernel to
+ * its output.
  *
  * The module is written out byte by byte below (no assembler among the dependencies); its text form is beside each
  * part. It imports its memory, so the caller owns and grows it.
@@ -33,7 +34,7 @@ const memarg = (offset: number) => [4, offset];
 /** Parameters of `encode(tables, data, parity, k, m, stride)`, then its locals. */
 const L = { tables: 0, data: 1, parity: 2, k: 3, m: 4, stride: 5, off: 6, j: 7, i: 8, t: 9, src: 10, dst: 11, acc: 12, x: 13, mask: 14 } as const;
 
-/** `local += <the value the instructions `by` push>`. */
+/** `local += x`, where x is what the instructions `by` leave on the stack. */
 const addTo = (local: number, by: number[]) => [op.localGet, local, ...by, op.i32Add, op.localSet, local];
 /** `local += 1; br_if depth (local < limit)`, the tail of a do-while loop. */
 const countUp = (local: number, step: number, limit: number) => [op.localGet, local, op.i32Const, step, op.i32Add, op.localTee, local, op.localGet, limit, op.i32LtU, op.brIf, 0];
@@ -85,13 +86,17 @@ const body = [
   op.end,
 ];
 
-/** A section: id, then its contents prefixed by their length (all lengths here are below 128: one LEB byte). */
-function section(id: number, contents: number[]): number[] {
-  if (contents.length >= 128) return [id, 0x80 | (contents.length & 0x7f), contents.length >> 7, ...contents];
-  return [id, contents.length, ...contents];
+/**
+ * `bytes` prefixed by their length as unsigned LEB128 (every length here is below 16,384: one or two bytes). The
+ * immediates in `body` (i32.const 0, 1, 4, 16, 32; memarg offsets 0 and 16; local indexes) are below 64, so each
+ * is one LEB byte as written.
+ */
+function withLength(bytes: number[]): number[] {
+  if (bytes.length >= 16384) throw new RangeError('a WebAssembly section this long needs a longer LEB128');
+  return [...(bytes.length < 128 ? [bytes.length] : [0x80 | (bytes.length & 0x7f), bytes.length >> 7]), ...bytes];
 }
-const name = (text: string) => [text.length, ...Buffer.from(text, 'latin1')];
-const functionBody = body.length >= 128 ? [0x80 | (body.length & 0x7f), body.length >> 7, ...body] : [body.length, ...body];
+const section = (id: number, contents: number[]) => [id, ...withLength(contents)];
+const name = (text: string) => withLength([...Buffer.from(text, 'latin1')]);
 
 const moduleBytes = Uint8Array.from([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
@@ -99,7 +104,7 @@ const moduleBytes = Uint8Array.from([
   ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]), // (import "env" "memory" (memory 1))
   ...section(3, [1, 0]), // (func (type 0))
   ...section(7, [1, ...name('encode'), 0x00, 0]), // (export "encode" (func 0))
-  ...section(10, [1, ...functionBody]),
+  ...section(10, [1, ...withLength(body)]),
 ]);
 
 interface KernelExports {
